@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make run` (the product locally) and `make test` (everything CI runs).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQS_HASH := $(shell cat requirements.txt function/requirements.txt | sha1sum | cut -c1-12)
+PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
+NODE_STAMP := infra/emulator/node_modules/.package-lock.json
+
+.PHONY: run test lint deps clean
+
+deps: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+$(NODE_STAMP): infra/emulator/package.json infra/emulator/package-lock.json
+	cd infra/emulator && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: deps
+	$(PY) infra/local.py run
+
+lint: deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .cache infra/emulator/node_modules

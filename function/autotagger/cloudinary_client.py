@@ -1,0 +1,158 @@
+"""Cloudinary: download delivered assets and write tags through the official SDK."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import cloudinary
+import cloudinary.api
+import cloudinary.exceptions
+import cloudinary.uploader
+import requests
+from requests.adapters import HTTPAdapter
+
+from autotagger.config import CloudinaryAccount, Settings, is_loopback
+from autotagger.errors import ConfigError, ImageError, TransientError
+from autotagger.retry import with_retries
+
+MAX_REDIRECTS = 3
+API_TIMEOUT_S = 20
+_CHUNK = 64 * 1024
+_session = requests.Session()
+_session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
+_session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
+_session.headers["User-Agent"] = "autotagger/1.0"
+
+
+def configure(account: CloudinaryAccount | None) -> None:
+    """Point the SDK's global config at `account` (and nothing else)."""
+    cloudinary.reset_config()
+    if account is None:
+        return
+    options: dict[str, Any] = {
+        "cloud_name": account.cloud_name,
+        "api_key": account.api_key,
+        "api_secret": account.api_secret,
+        "signature_algorithm": account.signature_algorithm,
+        "secure": True,
+    }
+    if account.upload_prefix:
+        options["upload_prefix"] = account.upload_prefix
+    cloudinary.config(**options)
+
+
+def require_account(settings: Settings) -> CloudinaryAccount:
+    if settings.cloudinary is None:
+        raise ConfigError("CLOUDINARY_URL is not set: cannot verify or tag Cloudinary uploads")
+    return settings.cloudinary
+
+
+def check_delivery_url(url: str, settings: Settings) -> None:
+    """Raise ImageError unless `url` is on an allowed delivery host (https; http for loopback)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    if parts.scheme not in ("https", "http") or not host:
+        raise ImageError(f"refusing to download {parts.scheme or 'relative'} URL")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ImageError(f"refusing plain http download from {host}")
+    if netloc not in settings.delivery_hosts and host not in settings.delivery_hosts:
+        raise ImageError(f"refusing to download from {netloc}: not a Cloudinary delivery host")
+    if parts.username or parts.password:
+        raise ImageError("refusing a delivery URL with credentials")
+
+
+def _is_transient_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _download_once(url: str, settings: Settings) -> bytes:
+    deadline = time.monotonic() + settings.download_timeout_s
+    for _ in range(MAX_REDIRECTS + 1):
+        check_delivery_url(url, settings)
+        try:
+            response = _session.get(
+                url, stream=True, allow_redirects=False, timeout=(5.0, settings.download_timeout_s)
+            )
+        except requests.RequestException as exc:
+            raise TransientError(f"download failed: {type(exc).__name__}") from exc
+        with response:
+            if response.is_redirect and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                continue
+            if _is_transient_status(response.status_code):
+                raise TransientError(f"download answered HTTP {response.status_code}")
+            if response.status_code != 200:
+                detail = response.headers.get("x-cld-error", "")
+                suffix = f": {detail[:200]}" if detail else ""
+                raise ImageError(f"download answered HTTP {response.status_code}{suffix}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > settings.max_image_bytes:
+                raise ImageError(
+                    f"image is {declared} bytes, over MAX_IMAGE_BYTES={settings.max_image_bytes}"
+                )
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    size += len(chunk)
+                    if size > settings.max_image_bytes:
+                        raise ImageError(
+                            f"image is over MAX_IMAGE_BYTES={settings.max_image_bytes} bytes"
+                        )
+                    if time.monotonic() > deadline:
+                        raise TransientError("download exceeded DOWNLOAD_TIMEOUT_S")
+                    chunks.append(chunk)
+            except requests.RequestException as exc:
+                raise TransientError(f"download interrupted: {type(exc).__name__}") from exc
+            return b"".join(chunks)
+    raise ImageError(f"too many redirects (more than {MAX_REDIRECTS})")
+
+
+def download(url: str, settings: Settings) -> bytes:
+    """Fetch a delivered asset into memory (never to disk), within size and time limits."""
+    return with_retries("download", lambda: _download_once(url, settings))
+
+
+def _is_transient_api_error(exc: BaseException) -> bool:
+    if isinstance(exc, cloudinary.exceptions.RateLimited | cloudinary.exceptions.GeneralError):
+        return True
+    # The SDK raises the base Error for network failures and non-JSON answers.
+    return type(exc) is cloudinary.exceptions.Error
+
+
+def _api(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("timeout", API_TIMEOUT_S)
+    try:
+        return with_retries(what, lambda: call(*args, **kwargs), _is_transient_api_error)
+    except cloudinary.exceptions.NotFound as exc:
+        raise ImageError(f"asset not found in Cloudinary ({what}): {exc}") from exc
+
+
+def write_tags(
+    public_id: str,
+    add: list[str],
+    remove: list[str],
+    resource_type: str = "image",
+    delivery_type: str = "upload",
+) -> None:
+    """Add our tags to the asset (one call) and remove our stale ones from an older version."""
+    options = {"resource_type": resource_type, "type": delivery_type}
+    stale = [t for t in remove if t not in add]
+    if stale:
+        _api("remove tags", cloudinary.uploader.remove_tag, stale, [public_id], **options)
+    if add:
+        _api("add tags", cloudinary.uploader.add_tag, add, [public_id], **options)
+
+
+def resource(public_id: str, resource_type: str = "image", delivery_type: str = "upload") -> Any:
+    """The Admin API's description of an asset (asset_id, version, secure_url, tags, ...)."""
+    return _api(
+        "resource lookup",
+        cloudinary.api.resource,
+        public_id,
+        resource_type=resource_type,
+        type=delivery_type,
+    )

@@ -1,0 +1,200 @@
+"""Settings: read from the environment once, validated at start.
+
+Every setting is listed in `.env.example` and the README. A missing or malformed one raises
+`ConfigError` naming it; `main.py` turns that into one log line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from autotagger.errors import ConfigError
+
+DEFAULT_DELIVERY_HOST = "res.cloudinary.com"
+SIGNATURE_ALGORITHMS = ("sha1", "sha256")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class CloudinaryAccount:
+    """The parts of `CLOUDINARY_URL` (the SDK's own format) the function uses."""
+
+    cloud_name: str
+    api_key: str
+    api_secret: str = field(repr=False)
+    signature_algorithm: str = "sha1"
+    upload_prefix: str | None = None
+    url: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    cloudinary: CloudinaryAccount | None
+    google_cloud_project: str | None
+    firestore_emulator_host: str | None
+    firestore_database: str
+    firestore_collection: str
+    model_weights: str
+    top_k: int
+    tag_threshold: float
+    tag_prefix: str
+    delivery_hosts: tuple[str, ...]
+    webhook_max_age_s: int
+    max_body_bytes: int
+    max_image_bytes: int
+    max_image_pixels: int
+    download_timeout_s: float
+    claim_ttl_s: int
+    log_level: str
+
+    def missing(self) -> list[str]:
+        """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
+        return [] if self.cloudinary else ["CLOUDINARY_URL"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (the only hosts allowed over plain http)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_cloudinary_url(value: str) -> CloudinaryAccount:
+    """Parse `cloudinary://key:secret@cloud[?upload_prefix=...&signature_algorithm=...]`."""
+    parts = urlsplit(value)
+    if parts.scheme != "cloudinary":
+        raise ConfigError("CLOUDINARY_URL must start with cloudinary://")
+    if not parts.hostname or not parts.username or not parts.password:
+        raise ConfigError(
+            "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    algorithm = query.get("signature_algorithm", "sha1").lower()
+    if algorithm not in SIGNATURE_ALGORITHMS:
+        raise ConfigError("CLOUDINARY_URL signature_algorithm must be sha1 or sha256")
+    prefix = query.get("upload_prefix")
+    if prefix is not None:
+        prefix_parts = urlsplit(prefix)
+        if prefix_parts.scheme not in ("http", "https") or not prefix_parts.hostname:
+            raise ConfigError("CLOUDINARY_URL upload_prefix must be an http(s) URL")
+    # urlsplit lowercases hostname; cloud names are case-sensitive, so take it from netloc.
+    cloud_name = parts.netloc.rsplit("@", 1)[-1].split(":", 1)[0]
+    return CloudinaryAccount(
+        cloud_name=cloud_name,
+        api_key=parts.username,
+        api_secret=parts.password,
+        signature_algorithm=algorithm,
+        upload_prefix=prefix.rstrip("/") if prefix else None,
+        url=value,
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    hosts = [DEFAULT_DELIVERY_HOST]
+    for item in (h.strip().lower() for h in raw.split(",")):
+        if not item:
+            continue
+        if "/" in item or not _HOST_RE.match(item):
+            raise ConfigError(
+                f"CLOUDINARY_DELIVERY_HOSTS entries must be host or host:port, got {item!r}"
+            )
+        hosts.append(item)
+    return tuple(dict.fromkeys(hosts))
+
+
+def _model_weights(raw: str) -> str:
+    value = raw.strip() or "imagenet"
+    if value in ("imagenet", "random") or value.startswith("gs://"):
+        if value.startswith("gs://") and len(value) <= len("gs://") + 1:
+            raise ConfigError("MODEL_WEIGHTS gs:// URI needs a bucket and a path")
+        return value
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ConfigError(
+            f"MODEL_WEIGHTS must be imagenet, random, gs://... or an existing path; {value!r} "
+            "does not exist"
+        )
+    return str(path.resolve())
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    raw_url = env.get("CLOUDINARY_URL", "").strip()
+    account = parse_cloudinary_url(raw_url) if raw_url else None
+
+    emulator = env.get("FIRESTORE_EMULATOR_HOST", "").strip() or None
+    if emulator and not _HOST_RE.match(emulator):
+        raise ConfigError(f"FIRESTORE_EMULATOR_HOST must be host:port, got {emulator!r}")
+    project = env.get("GOOGLE_CLOUD_PROJECT", "").strip() or None
+    if project is None and emulator:
+        project = "demo-autotagger"
+    collection = env.get("FIRESTORE_COLLECTION", "").strip() or "classifications"
+    if not _COLLECTION_RE.match(collection):
+        raise ConfigError(
+            f"FIRESTORE_COLLECTION must be letters, digits, _ or - (a top-level collection), "
+            f"got {collection!r}"
+        )
+    tag_prefix = env.get("TAG_PREFIX", "")
+    if "," in tag_prefix or len(tag_prefix) > 64 or tag_prefix != tag_prefix.strip():
+        raise ConfigError("TAG_PREFIX must have no commas or surrounding spaces, 64 chars at most")
+    log_level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+
+    return Settings(
+        cloudinary=account,
+        google_cloud_project=project,
+        firestore_emulator_host=emulator,
+        firestore_database=env.get("FIRESTORE_DATABASE", "").strip() or "(default)",
+        firestore_collection=collection,
+        model_weights=_model_weights(env.get("MODEL_WEIGHTS", "")),
+        top_k=_int(env, "TOP_K", 5, 1, 20),
+        tag_threshold=_float(env, "TAG_THRESHOLD", 0.2, 0.0, 1.0),
+        tag_prefix=tag_prefix,
+        delivery_hosts=_hosts(env.get("CLOUDINARY_DELIVERY_HOSTS", "")),
+        webhook_max_age_s=_int(env, "WEBHOOK_MAX_AGE_S", 7200, 1, 7 * 86400),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 256 * 1024, 1024, 32 * 1024 * 1024),
+        max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 25 * 1024 * 1024, 1024, 1024**3),
+        max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000, 1, 1_000_000_000),
+        download_timeout_s=_float(env, "DOWNLOAD_TIMEOUT_S", 15.0, 0.1, 300.0),
+        claim_ttl_s=_int(env, "CLAIM_TTL_S", 600, 10, 86400),
+        log_level=log_level,
+    )

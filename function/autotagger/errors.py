@@ -1,0 +1,66 @@
+"""One small exception hierarchy; `main.py` maps it to HTTP status codes in one place."""
+
+from __future__ import annotations
+
+
+class AutotaggerError(Exception):
+    """Base class: `status` is the HTTP status the request gets, `message` what the caller sees."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(AutotaggerError):
+    """A missing or malformed setting (raised at start, or when a feature needs an unset one)."""
+
+    status = 503
+
+
+class BadRequest(AutotaggerError):
+    """The request is malformed (bad JSON, bad query parameter)."""
+
+    status = 400
+
+
+class Unauthorized(AutotaggerError):
+    """Missing, forged, wrong-secret or stale signature."""
+
+    status = 401
+
+
+class MethodNotAllowed(AutotaggerError):
+    status = 405
+
+
+class PayloadTooLarge(AutotaggerError):
+    status = 413
+
+
+class InProgress(AutotaggerError):
+    """Another delivery of the same asset version holds the claim; Cloudinary retries later."""
+
+    status = 409
+
+
+class UpstreamError(AutotaggerError):
+    """Firestore or Cloudinary's API failed after bounded retries: 5xx, so Cloudinary redelivers."""
+
+    status = 503
+
+
+class TransientError(Exception):
+    """A failure worth retrying (network, 5xx, 429); UpstreamError once retries run out."""
+
+
+class ImageError(Exception):
+    """The asset cannot be classified (gone, not an image, too large, corrupt).
+
+    Retrying will not help: the pipeline records a `failed` document with `reason` and answers 2xx.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,162 @@
+"""HTTP entry points (Cloud Functions gen2 / functions-framework).
+
+- `on_upload`: Cloudinary's upload notification (webhook) -> verify -> classify -> tag -> store.
+- `results`: `GET /api/results` queries the stored classifications; `GET /` the page.
+
+Settings are read and validated once, at import (cold start); a bad one stops the process with
+one log line naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import flask
+import functions_framework
+
+from autotagger import cloudinary_client, config, logs, pipeline, store, webhook
+from autotagger.errors import (
+    AutotaggerError,
+    BadRequest,
+    ConfigError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+)
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+RESULT_FILTERS = ("asset_id", "public_id", "label")
+_ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def _load_settings() -> config.Settings:
+    try:
+        settings = config.load_settings()
+    except ConfigError as exc:
+        logs.log("CRITICAL", f"configuration error: {exc.message}")
+        raise SystemExit(2) from None
+    logs.set_level(settings.log_level)
+    cloudinary_client.configure(settings.cloudinary)
+    for name in settings.missing():
+        logs.warning(f"{name} is not set: on_upload answers 503 until it is")
+    return settings
+
+
+SETTINGS = _load_settings()
+
+
+def _json(body: Any, status: int = 200) -> flask.Response:
+    response = flask.Response(
+        json.dumps(body, ensure_ascii=False, default=str), status, mimetype="application/json"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _errors_as_json(handler: Callable[[flask.Request], flask.Response]) -> Any:
+    """Map the exception hierarchy to HTTP status codes, in this one place."""
+
+    @functools.wraps(handler)
+    def wrapper(request: flask.Request) -> flask.Response:
+        try:
+            return handler(request)
+        except AutotaggerError as exc:
+            severity = "ERROR" if exc.status >= 500 else "WARNING"
+            logs.log(severity, f"{handler.__name__}: {exc.message}", status=exc.status)
+            return _json({"error": exc.message}, exc.status)
+        except Exception as exc:
+            logs.error(
+                f"{handler.__name__}: unhandled {type(exc).__name__}",
+                traceback=traceback.format_exc(limit=20),
+            )
+            return _json({"error": "internal error"}, 500)
+
+    return wrapper
+
+
+def _read_body(request: flask.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body over {limit} bytes")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body over {limit} bytes")
+    return body
+
+
+@functions_framework.http
+@_errors_as_json
+def on_upload(request: flask.Request) -> flask.Response:
+    """Cloudinary notification: verify the signature first, then classify image uploads."""
+    if request.method != "POST":
+        raise MethodNotAllowed("POST a Cloudinary notification")
+    account = cloudinary_client.require_account(SETTINGS)
+    body = _read_body(request, SETTINGS.max_body_bytes)
+    webhook.verify_signature(
+        body,
+        request.headers.get("X-Cld-Timestamp"),
+        request.headers.get("X-Cld-Signature"),
+        account,
+        SETTINGS.webhook_max_age_s,
+    )
+    event = webhook.parse_notification(webhook.parse_json(body))
+    if isinstance(event, webhook.Ignored):
+        logs.info("notification ignored", reason=event.reason)
+        return _json({"status": "ignored", "reason": event.reason})
+    return _json(pipeline.process_upload(event, SETTINGS))
+
+
+def _results_query(args: Any) -> tuple[str | None, str | None, int]:
+    """Validate `?asset_id=|public_id=|label=&limit=`; return (field, value, limit)."""
+    unknown = sorted(set(args) - {*RESULT_FILTERS, "limit"})
+    if unknown:
+        raise BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
+    raw_limit = args.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    given = [name for name in RESULT_FILTERS if name in args]
+    if len(given) > 1:
+        raise BadRequest(f"use one filter at a time, got {', '.join(given)}")
+    if not given:
+        return None, None, int(raw_limit)
+    field = given[0]
+    value = args.get(field, "")
+    if not value or len(value) > 1024:
+        raise BadRequest(f"{field} must be 1 to 1024 characters")
+    if field == "asset_id" and not _ASSET_ID_RE.match(value):
+        raise BadRequest("asset_id must be letters, digits, _ or -")
+    return field, value, int(raw_limit)
+
+
+_PAGE = """<!doctype html><meta charset="utf-8"><title>autotagger</title>
+<h1>autotagger</h1><p>Classifications: <a href="/api/results">/api/results</a>
+(<code>?asset_id=</code>, <code>?public_id=</code>, <code>?label=</code>,
+<code>&amp;limit=</code>).</p>
+"""
+
+
+@functions_framework.http
+@_errors_as_json
+def results(request: flask.Request) -> flask.Response:
+    """Read-only query API over the stored classifications."""
+    if request.method not in ("GET", "HEAD"):
+        raise MethodNotAllowed("results is read-only: use GET")
+    path = request.path.rstrip("/") or "/"
+    if path == "/":
+        return flask.Response(_PAGE, 200, mimetype="text/html")
+    if path == "/healthz":
+        return _json({"status": "ok"})
+    if path != "/api/results":
+        return _json({"error": f"no such path: {request.path}"}, 404)
+    field, value, limit = _results_query(request.args)
+    if field == "asset_id":
+        found = store.get(SETTINGS, value or "")
+        documents = [found] if found else []
+    else:
+        documents = store.query(SETTINGS, field, value, limit)
+    items = [pipeline.to_public(doc) for doc in documents]
+    return _json({"results": items, "count": len(items)})

@@ -1,0 +1,44 @@
+// Starts a gRPC Firestore emulator (@firestore-emulator/server) on 127.0.0.1.
+// Usage: node server.mjs [port]   (port 0 or absent = a free port)
+// Prints one JSON line {"ready": true, "host": "127.0.0.1:PORT"} once it accepts connections,
+// then runs until SIGINT/SIGTERM or until its parent closes stdin.
+import net from "node:net";
+import { FirestoreServer } from "@firestore-emulator/server";
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+const requested = Number.parseInt(process.argv[2] ?? "0", 10);
+if (Number.isNaN(requested) || requested < 0 || requested > 65535) {
+  console.error(`emulator: invalid port ${process.argv[2]}`);
+  process.exit(2);
+}
+const port = requested || (await freePort());
+const server = new FirestoreServer();
+await server.start(port);
+console.log(JSON.stringify({ ready: true, host: `127.0.0.1:${port}` }));
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  try {
+    await server.stop?.();
+  } finally {
+    process.exit(0);
+  }
+}
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
+if (process.argv.includes("--exit-with-stdin")) {
+  process.stdin.on("end", stop);
+  process.stdin.resume();
+}

@@ -1,0 +1,159 @@
+"""Run everything locally: the Firestore emulator and both functions under functions-framework.
+
+    python infra/local.py run      # what `make run` calls; Ctrl-C stops everything
+
+Reads `.env` (without overriding variables already set). Uses the official emulator when
+`FIRESTORE_EMULATOR_HOST` is already set (e.g. `gcloud emulators firestore start`), else starts
+the project's own gRPC emulator (`infra/emulator/server.mjs`). Without `MODEL_WEIGHTS`, it builds
+and uses VGG16 with seeded random weights (offline: labels are meaningless but the pipeline is
+real).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EMULATOR_DIR = ROOT / "infra" / "emulator"
+RANDOM_MODEL_DIR = ROOT / ".cache" / "models" / "vgg16-random-fp32"
+RESULTS_PORT = int(os.environ.get("RESULTS_PORT", "8080"))
+ON_UPLOAD_PORT = int(os.environ.get("ON_UPLOAD_PORT", "8081"))
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """`KEY=value` lines (optionally quoted); comments and blank lines skipped."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip().removeprefix("export ").strip()] = value
+    return values
+
+
+def start_emulator(timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
+    """Start the gRPC Firestore emulator on a free port; return (process, "127.0.0.1:PORT")."""
+    if not (EMULATOR_DIR / "node_modules" / "@firestore-emulator" / "server").exists():
+        raise RuntimeError("emulator not installed: run `npm ci` in infra/emulator (make does)")
+    process = subprocess.Popen(
+        ["node", "server.mjs", "0", "--exit-with-stdin"],
+        cwd=EMULATOR_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        if line.startswith("{"):
+            return process, json.loads(line)["host"]
+    process.kill()
+    raise RuntimeError("Firestore emulator did not start")
+
+
+def ensure_random_model() -> Path:
+    """Build the random-weights artifact once (cached under .cache/)."""
+    if not (RANDOM_MODEL_DIR / "manifest.json").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "infra" / "build_model.py"),
+                "--weights",
+                "random",
+                "--out",
+                str(RANDOM_MODEL_DIR),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return RANDOM_MODEL_DIR
+
+
+def serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Run one function under functions-framework on 127.0.0.1:port."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--source",
+            str(ROOT / "function" / "main.py"),
+            "--target",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+    )
+
+
+def run() -> int:
+    env = {**read_dotenv(ROOT / ".env"), **os.environ}
+    processes: list[subprocess.Popen[bytes] | subprocess.Popen[str]] = []
+    if not env.get("FIRESTORE_EMULATOR_HOST"):
+        emulator, host = start_emulator()
+        processes.append(emulator)
+        env["FIRESTORE_EMULATOR_HOST"] = host
+        print(f"Firestore emulator (gRPC) on {host}")
+    env.setdefault("GOOGLE_CLOUD_PROJECT", "demo-autotagger")
+    if not env.get("MODEL_WEIGHTS"):
+        print("MODEL_WEIGHTS is not set: using VGG16 with seeded random weights (labels are")
+        print("meaningless). Set MODEL_WEIGHTS=imagenet (or an artifact) for real labels.")
+        env["MODEL_WEIGHTS"] = str(ensure_random_model())
+    if not env.get("CLOUDINARY_URL"):
+        print("CLOUDINARY_URL is not set: results works; on_upload answers 503 until you set it")
+        print("in .env (cloudinary://API_KEY:API_SECRET@CLOUD_NAME).")
+    processes.append(serve("results", RESULTS_PORT, env))
+    processes.append(serve("on_upload", ON_UPLOAD_PORT, env))
+    print(f"results:   http://127.0.0.1:{RESULTS_PORT}/  (API: /api/results)")
+    print(f"on_upload: http://127.0.0.1:{ON_UPLOAD_PORT}/  (Cloudinary notification URL)")
+    print("Ctrl-C stops everything.")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for process in processes:
+            if process.poll() is not None:
+                print(f"a process exited with {process.returncode}; stopping")
+                code = process.returncode or 1
+                stopping = True
+        time.sleep(0.3)
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return code
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["run"]:
+        print(__doc__)
+        raise SystemExit(2)
+    raise SystemExit(run())

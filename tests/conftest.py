@@ -1,0 +1,109 @@
+"""Shared fixtures: the real Firestore emulator, the Cloudinary stand-in, the VGG16 artifact."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import local
+from tests.cloudinary_standin import CloudinaryStandin
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = str(ROOT / "function" / "main.py")
+
+
+@pytest.fixture(scope="session")
+def emulator_host() -> Iterator[str]:
+    """A gRPC Firestore emulator: an already running one (FIRESTORE_EMULATOR_HOST), else ours."""
+    existing = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if existing:
+        yield existing
+        return
+    process, host = local.start_emulator()
+    try:
+        yield host
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[CloudinaryStandin]:
+    server = CloudinaryStandin(cloud_name="autotagger-test").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The real VGG16 graph with seeded random weights, saved by infra/build_model.py."""
+    return local.ensure_random_model()
+
+
+@pytest.fixture
+def base_env(
+    emulator_host: str, standin: CloudinaryStandin, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Environment for one test: its own Firestore collection and a fresh stand-in state."""
+    standin.reset()
+    env = {
+        "CLOUDINARY_URL": standin.cloudinary_url,
+        "CLOUDINARY_DELIVERY_HOSTS": standin.delivery_host,
+        "FIRESTORE_EMULATOR_HOST": emulator_host,
+        "GOOGLE_CLOUD_PROJECT": "demo-autotagger-test",
+        "FIRESTORE_COLLECTION": f"t{uuid.uuid4().hex[:12]}",
+        "MODEL_WEIGHTS": "random",
+        "DOWNLOAD_TIMEOUT_S": "5",
+    }
+    for key in list(os.environ):
+        if key in {"TAG_PREFIX", "TAG_THRESHOLD", "TOP_K", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS"}:
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def make_client(base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> AppFactory:
+    """`make_client("on_upload", TOP_K="3")`: the real Flask app of a function, as a test client."""
+    import functions_framework
+
+    def factory(target: str, **overrides: str) -> Any:
+        for key, value in overrides.items():
+            monkeypatch.setenv(key, value)
+        return functions_framework.create_app(target, MAIN).test_client()
+
+    return factory
+
+
+@pytest.fixture
+def real_model_env(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]
+) -> str:
+    monkeypatch.setenv("MODEL_WEIGHTS", str(model_dir))
+    base_env["MODEL_WEIGHTS"] = str(model_dir)
+    return str(model_dir)
+
+
+@pytest.fixture
+def stored(base_env: dict[str, str]) -> Callable[[], dict[str, dict[str, Any]]]:
+    """Read back every document of this test's collection, straight from the emulator."""
+    from google.cloud import firestore
+
+    client = firestore.Client(project=base_env["GOOGLE_CLOUD_PROJECT"])
+
+    def read() -> dict[str, dict[str, Any]]:
+        collection = client.collection(base_env["FIRESTORE_COLLECTION"])
+        return {doc.id: doc.to_dict() or {} for doc in collection.stream()}
+
+    return read
