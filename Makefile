@@ -7,7 +7,7 @@ REQS_HASH := $(shell cat requirements.txt function/requirements.txt | sha1sum | 
 PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
 
-.PHONY: run test lint deps clean
+.PHONY: run test lint load deps clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -31,6 +31,9 @@ lint: deps
 
 test: lint
 	$(PY) -m pytest
+
+load: deps
+	$(PY) tests/load.py
 
 clean:
 	rm -rf $(VENV) .cache infra/emulator/node_modules

@@ -43,12 +43,12 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def start_emulator(timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
-    """Start the gRPC Firestore emulator on a free port; return (process, "127.0.0.1:PORT")."""
+def start_emulator(port: int = 0, timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
+    """Start the gRPC Firestore emulator (port 0: any free one); return (process, host:port)."""
     if not (EMULATOR_DIR / "node_modules" / "@firestore-emulator" / "server").exists():
         raise RuntimeError("emulator not installed: run `npm ci` in infra/emulator (make does)")
     process = subprocess.Popen(
-        ["node", "server.mjs", "0", "--exit-with-stdin"],
+        ["node", "server.mjs", str(port), "--exit-with-stdin"],
         cwd=EMULATOR_DIR,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -25,6 +25,9 @@ from autotagger.retry import with_retries
 from autotagger.webhook import Upload
 
 CALL_TIMEOUT_S = 10.0
+# Our own bounded retry (`_call`) is the only one: the client's default would retry each call
+# for up to 60 s, so an outage would hold a request for minutes.
+NO_RETRY: dict[str, Any] = {"retry": None, "timeout": CALL_TIMEOUT_S}
 FINAL_STATUSES = ("done", "failed")
 _TRANSIENT = (
     google_exceptions.ServiceUnavailable,
@@ -123,7 +126,7 @@ def claim(settings: Settings, upload: Upload) -> Claim:
             "claim",
             lambda: ref.create(
                 _claim_document(upload, claim_id, settings.claim_ttl_s, at),
-                timeout=CALL_TIMEOUT_S,
+                **NO_RETRY,
             ),
         )
         return Claim("claimed", claim_id=claim_id, created_at=at)
@@ -132,7 +135,7 @@ def claim(settings: Settings, upload: Upload) -> Claim:
 
     @firestore.transactional
     def take_over(transaction: firestore.Transaction) -> Claim:
-        snapshot = ref.get(transaction=transaction, timeout=CALL_TIMEOUT_S)
+        snapshot = ref.get(transaction=transaction, **NO_RETRY)
         current = snapshot.to_dict() if snapshot.exists else None
         if current is not None:
             decided = _decide(current, upload, at)
@@ -153,23 +156,18 @@ def save(settings: Settings, record: dict[str, Any], fields: tuple[str, ...]) ->
     """Write the final record: every one of `fields` (None where absent), and no claim."""
     document = {name: record.get(name) for name in fields} | {"claim": None}
     ref = collection(settings).document(record["asset_id"])
-    _call("write", lambda: ref.set(document, timeout=CALL_TIMEOUT_S))
+    _call("write", lambda: ref.set(document, **NO_RETRY))
 
 
 def release(settings: Settings, asset_id: str, reason: str) -> None:
     """Let the next delivery take over at once (after a transient failure). Best effort."""
     ref = collection(settings).document(asset_id)
     at = now()
-    ref.update(
-        {"claim": {"expires_at": at}, "updated_at": at, "error": reason[:500]},
-        timeout=CALL_TIMEOUT_S,
-    )
+    ref.update({"claim": {"expires_at": at}, "updated_at": at, "error": reason[:500]}, **NO_RETRY)
 
 
 def get(settings: Settings, asset_id: str) -> dict[str, Any] | None:
-    snapshot = _call(
-        "read", lambda: collection(settings).document(asset_id).get(timeout=CALL_TIMEOUT_S)
-    )
+    snapshot = _call("read", lambda: collection(settings).document(asset_id).get(**NO_RETRY))
     return snapshot.to_dict() if snapshot.exists else None
 
 
@@ -181,4 +179,4 @@ def query(
     if field is not None:
         base = base.where(filter=firestore.FieldFilter(field, "==", value))
     ordered = base.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
-    return _call("query", lambda: [doc.to_dict() for doc in ordered.stream(timeout=CALL_TIMEOUT_S)])
+    return _call("query", lambda: [doc.to_dict() for doc in ordered.stream(**NO_RETRY)])
