@@ -97,21 +97,17 @@ def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
         "created_at": claim.created_at,
     }
     try:
-        try:
-            result = _classify(upload, settings, timings)
-        except ImageError as exc:
-            record = {**base, "status": "failed", "error": exc.reason, "tags": []}
-        else:
-            with timings.stage("tags"):
-                cloudinary_client.write_tags(
-                    upload.public_id,
-                    add=result["tags"],
-                    remove=list(claim.previous_tags),
-                    resource_type=upload.resource_type,
-                    delivery_type=upload.type,
-                )
-            record = {**base, "status": "done", **result}
-    except ImageError as exc:  # the asset vanished between download and tag write
+        result = _classify(upload, settings, timings)
+        with timings.stage("tags"):
+            cloudinary_client.write_tags(
+                upload.public_id,
+                add=result["tags"],
+                remove=list(claim.previous_tags),
+                resource_type=upload.resource_type,
+                delivery_type=upload.type,
+            )
+        record = {**base, "status": "done", **result}
+    except ImageError as exc:  # not classifiable, or the asset vanished before the tag write
         record = {**base, "status": "failed", "error": exc.reason, "tags": []}
     except Exception as exc:
         _release(settings, upload.asset_id, exc)
