@@ -7,7 +7,7 @@ REQS_HASH := $(shell cat requirements.txt function/requirements.txt | sha1sum | 
 PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
 
-.PHONY: run test lint load deps clean
+.PHONY: run test lint load bench deps clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -34,6 +34,10 @@ test: lint
 
 load: deps
 	$(PY) tests/load.py
+
+# Cold start, warm latency, concurrency and memory as ratios (~2 min); writes docs/bench.*.
+bench: deps
+	$(PY) infra/bench.py
 
 clean:
 	rm -rf $(VENV) .cache infra/emulator/node_modules

@@ -1,7 +1,8 @@
 """HTTP entry points (Cloud Functions gen2 / functions-framework).
 
-- `on_upload`: Cloudinary's upload notification (webhook) -> verify -> classify -> tag -> store.
-- `results`: `GET /api/results` queries the stored classifications; `GET /` the page.
+- `on_upload`: Cloudinary's upload notification (webhook) -> verify -> classify -> tag -> store;
+  `POST /forward`: the upload page's forward of a signed Upload API response, same pipeline.
+- `results`: `GET /api/results` queries the stored classifications; `GET /` the upload page.
 
 Settings are read and validated once, at import (cold start); a bad one stops the process with
 one log line naming it.
@@ -19,7 +20,7 @@ from typing import Any
 import flask
 import functions_framework
 
-from autotagger import cloudinary_client, config, logs, pipeline, store, webhook
+from autotagger import cloudinary_client, config, forward, logs, page, pipeline, store, webhook
 from autotagger.errors import (
     AutotaggerError,
     BadRequest,
@@ -55,6 +56,7 @@ def _json(body: Any, status: int = 200) -> flask.Response:
         json.dumps(body, ensure_ascii=False, default=str), status, mimetype="application/json"
     )
     response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -79,6 +81,27 @@ def _errors_as_json(handler: Callable[[flask.Request], flask.Response]) -> Any:
     return wrapper
 
 
+Handler = Callable[[flask.Request], flask.Response]
+
+
+def _cors(methods: tuple[str, ...], applies: Callable[[str], bool]) -> Callable[[Handler], Any]:
+    """CORS on the JSON API: preflights answered here; ALLOWED_ORIGINS may read the answers."""
+
+    def decorate(handler: Handler) -> Any:
+        @functools.wraps(handler)
+        def wrapper(request: flask.Request) -> flask.Response:
+            if not applies(request.path):
+                return handler(request)
+            origin = request.headers.get("Origin")
+            if request.method == "OPTIONS":
+                return page.preflight(origin, methods, SETTINGS)
+            return page.add_cors(handler(request), origin, SETTINGS)
+
+        return wrapper
+
+    return decorate
+
+
 def _read_body(request: flask.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
@@ -89,13 +112,16 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
 
 
 @functions_framework.http
+@_cors(("POST",), forward.is_forward)
 @_errors_as_json
 def on_upload(request: flask.Request) -> flask.Response:
-    """Cloudinary notification: verify the signature first, then classify image uploads."""
+    """Cloudinary notification (or the page's signed forward): verify first, then classify."""
     if request.method != "POST":
         raise MethodNotAllowed("POST a Cloudinary notification")
     account = cloudinary_client.require_account(SETTINGS)
     body = _read_body(request, SETTINGS.max_body_bytes)
+    if forward.is_forward(request.path):
+        return _json(forward.handle(webhook.parse_json(body), SETTINGS, account))
     webhook.verify_signature(
         body,
         request.headers.get("X-Cld-Timestamp"),
@@ -132,22 +158,20 @@ def _results_query(args: Any) -> tuple[str | None, str | None, int]:
     return field, value, int(raw_limit)
 
 
-_PAGE = """<!doctype html><meta charset="utf-8"><title>autotagger</title>
-<h1>autotagger</h1><p>Classifications: <a href="/api/results">/api/results</a>
-(<code>?asset_id=</code>, <code>?public_id=</code>, <code>?label=</code>,
-<code>&amp;limit=</code>).</p>
-"""
-
-
 @functions_framework.http
+@_cors(("GET", "HEAD"), lambda path: path.startswith("/api/"))
 @_errors_as_json
 def results(request: flask.Request) -> flask.Response:
-    """Read-only query API over the stored classifications."""
+    """The upload page and its static files, plus the read-only query API."""
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed("results is read-only: use GET")
     path = request.path.rstrip("/") or "/"
     if path == "/":
-        return flask.Response(_PAGE, 200, mimetype="text/html")
+        return page.page_response(SETTINGS)
+    if path.startswith(page.ASSETS_PREFIX):
+        static = page.static_response(path.removeprefix(page.ASSETS_PREFIX), SETTINGS, request)
+        if static is not None:
+            return static
     if path == "/healthz":
         return _json({"status": "ok"})
     if path != "/api/results":

@@ -1,10 +1,17 @@
 """Build the serving artifact that `MODEL_WEIGHTS=DIR` loads without building a Keras model.
 
-    python infra/build_model.py --weights {imagenet|random|PATH} --out DIR [--precision fp32]
+    python infra/build_model.py --weights {imagenet|random|PATH} --out DIR [--precision fp32|int8]
 
-Writes DIR/saved_model/ (a SavedModel with one `serve` endpoint taking
-(N, 224, 224, 3) float32, preprocessed as Keras's VGG16 expects) and DIR/manifest.json, which
-records which weights went in (`vgg16/random(seed=0)` for random ones).
+fp32 (default) writes DIR/saved_model/ (a SavedModel holding only the graph: `serve(batch,
+*weights)`, batch (N, 224, 224, 3) float32 preprocessed as Keras's VGG16 expects),
+DIR/weights.bin (every weight once, float32, 64-byte aligned, memory-mapped at load) and
+DIR/manifest.json, which records which weights went in (`vgg16/random(seed=0)` for random ones)
+and where each tensor lies in weights.bin.
+
+int8 writes DIR/model.tflite, VGG16 with dynamic-range quantization (int8 weights; activations
+quantized on the fly) for LiteRT, served without TensorFlow; `manifest.json` says
+`format: "tflite"`, `precision: "int8"`. PATH may then also be an fp32 artifact directory (no
+Keras model is built). Check it against fp32 with `infra/compare_models.py` before using it.
 """
 
 from __future__ import annotations
@@ -15,29 +22,49 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function"))
 
 from autotagger import model as model_module
 
+INPUT = {"shape": [None, 224, 224, 3], "dtype": "float32", "preprocessing": "caffe"}
+
+
+def _write_fp32(weights: str, directory: Path) -> dict[str, Any]:
+    keras_model, name = model_module.build_keras_vgg16(weights)
+    entry = model_module.export_saved_model(keras_model, directory / "saved_model")
+    return {"name": name, "format": "saved_model", "path": "saved_model", "weights": entry}
+
+
+def _write_int8(weights: str, directory: Path) -> dict[str, Any]:
+    content, name = model_module.convert_int8(weights)
+    (directory / "model.tflite").write_bytes(content)
+    return {
+        "name": name + model_module.INT8_SUFFIX,
+        "format": "tflite",
+        "path": "model.tflite",
+        "quantization": "dynamic-range (int8 weights, float activations)",
+    }
+
 
 def build(weights: str, out: Path, precision: str = "fp32") -> dict[str, object]:
     """Write the artifact for `weights` into `out` (replaced atomically); return the manifest."""
-    if precision != "fp32":
-        raise SystemExit(f"build_model: precision {precision!r} is not supported yet")
+    if precision not in model_module.PRECISIONS:
+        raise SystemExit(f"build_model: precision {precision!r} is not supported")
     started = time.perf_counter()
-    keras_model, name = model_module.build_keras_vgg16(weights)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model_module.export_saved_model(keras_model, tmp / "saved_model")
+    written = _write_fp32(weights, tmp) if precision == "fp32" else _write_int8(weights, tmp)
     manifest: dict[str, object] = {
-        "name": name,
+        "name": written.pop("name"),
         "architecture": "vgg16",
-        "format": "saved_model",
-        "path": "saved_model",
+        "format": written.pop("format"),
+        "path": written.pop("path"),
         "precision": precision,
-        "input": {"shape": [None, 224, 224, 3], "dtype": "float32", "preprocessing": "caffe"},
+        "input": INPUT,
+        **written,
         "built_in_s": round(time.perf_counter() - started, 1),
     }
     (tmp / model_module.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -50,12 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--weights", required=True, help="imagenet | random | path to weights")
+    parser.add_argument(
+        "--weights", required=True, help="imagenet | random | weights file | fp32 artifact (int8)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="artifact directory to write")
-    parser.add_argument("--precision", default="fp32", choices=["fp32"])
+    parser.add_argument("--precision", default="fp32", choices=list(model_module.PRECISIONS))
     args = parser.parse_args(argv)
     manifest = build(args.weights, args.out.resolve(), args.precision)
-    print(json.dumps({"out": str(args.out), **manifest}))
+    summary = {k: v for k, v in manifest.items() if k != "weights"}
+    print(json.dumps({"out": str(args.out), **summary}))
     return 0
 
 

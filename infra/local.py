@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EMULATOR_DIR = ROOT / "infra" / "emulator"
 RANDOM_MODEL_DIR = ROOT / ".cache" / "models" / "vgg16-random-fp32"
+RANDOM_INT8_MODEL_DIR = ROOT / ".cache" / "models" / "vgg16-random-int8"
 RESULTS_PORT = int(os.environ.get("RESULTS_PORT", "8080"))
 ON_UPLOAD_PORT = int(os.environ.get("ON_UPLOAD_PORT", "8081"))
 
@@ -66,22 +67,39 @@ def start_emulator(port: int = 0, timeout_s: float = 30.0) -> tuple[subprocess.P
     raise RuntimeError("Firestore emulator did not start")
 
 
-def ensure_random_model() -> Path:
-    """Build the random-weights artifact once (cached under .cache/)."""
-    if not (RANDOM_MODEL_DIR / "manifest.json").exists():
+def _is_current(directory: Path) -> bool:
+    """The artifact exists in today's layout (fp32: weights in a memory-mapped weights.bin)."""
+    manifest = directory / "manifest.json"
+    if not manifest.exists():
+        return False
+    return (
+        json.loads(manifest.read_text()).get("format") == "tflite"
+        or (directory / "weights.bin").exists()
+    )
+
+
+def ensure_random_model(precision: str = "fp32") -> Path:
+    """Build the random-weights artifact once (cached under .cache/); int8 from the fp32 one."""
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
+    directory = RANDOM_MODEL_DIR if precision == "fp32" else RANDOM_INT8_MODEL_DIR
+    if not _is_current(directory):
+        source = "random" if precision == "fp32" else str(ensure_random_model("fp32"))
         subprocess.run(
             [
                 sys.executable,
                 str(ROOT / "infra" / "build_model.py"),
                 "--weights",
-                "random",
+                source,
                 "--out",
-                str(RANDOM_MODEL_DIR),
+                str(directory),
+                "--precision",
+                precision,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    return RANDOM_MODEL_DIR
+    return directory
 
 
 def serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -113,10 +131,14 @@ def run() -> int:
         env["FIRESTORE_EMULATOR_HOST"] = host
         print(f"Firestore emulator (gRPC) on {host}")
     env.setdefault("GOOGLE_CLOUD_PROJECT", "demo-autotagger")
+    # The page forwards the widget's signed result to on_upload (no tunnel needed locally).
+    env.setdefault("ON_UPLOAD_URL", f"http://127.0.0.1:{ON_UPLOAD_PORT}")
+    env.setdefault("ALLOWED_ORIGINS", f"http://127.0.0.1:{RESULTS_PORT}")
     if not env.get("MODEL_WEIGHTS"):
         print("MODEL_WEIGHTS is not set: using VGG16 with seeded random weights (labels are")
         print("meaningless). Set MODEL_WEIGHTS=imagenet (or an artifact) for real labels.")
-        env["MODEL_WEIGHTS"] = str(ensure_random_model())
+        int8 = env.get("MODEL_PRECISION", "").strip().lower() == "int8"
+        env["MODEL_WEIGHTS"] = str(ensure_random_model("int8" if int8 else "fp32"))
     if not env.get("CLOUDINARY_URL"):
         print("CLOUDINARY_URL is not set: results works; on_upload answers 503 until you set it")
         print("in .env (cloudinary://API_KEY:API_SECRET@CLOUD_NAME).")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import cloudinary
 import cloudinary.api
@@ -13,6 +15,7 @@ import cloudinary.uploader
 import requests
 from requests.adapters import HTTPAdapter
 
+from autotagger import logs
 from autotagger.config import CloudinaryAccount, Settings, is_loopback
 from autotagger.errors import ConfigError, ImageError, TransientError
 from autotagger.retry import with_retries
@@ -24,6 +27,12 @@ _session = requests.Session()
 _session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 _session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=32))
 _session.headers["User-Agent"] = "autotagger/1.0"
+# The derived image the model needs, made by Cloudinary: a squash resize to 224x224 (the geometry
+# of Keras's load_img), lossless PNG (alpha kept, flattened by imaging like the original's).
+RENDITION = "c_scale,w_224,h_224,f_png"
+_STANDARD_DELIVERY_PATH = re.compile(
+    r"^/(?P<cloud>[^/]+)/image/upload/(?P<version>v\d+)/(?P<public_id>[^/][^?#]*\.[A-Za-z0-9]+)$"
+)
 
 
 def configure(account: CloudinaryAccount | None) -> None:
@@ -116,6 +125,33 @@ def download(url: str, settings: Settings) -> bytes:
     return with_retries("download", lambda: _download_once(url, settings))
 
 
+def rendition_url(url: str, transformation: str = RENDITION) -> str:
+    """The delivery URL of a derived rendition of `url`, or `url` itself when it is not a
+    standard delivery URL (`/<cloud>/image/upload/v<version>/<public_id>.<ext>`: no
+    transformation, signature, query, other resource or delivery type already in it)."""
+    parts = urlsplit(url)
+    match = _STANDARD_DELIVERY_PATH.match(parts.path)
+    if match is None or parts.query or parts.fragment:
+        return url
+    path = (
+        f"/{match['cloud']}/image/upload/{transformation}/{match['version']}/{match['public_id']}"
+    )
+    return urlunsplit(parts._replace(path=path))
+
+
+def download_for_model(url: str, settings: Settings) -> bytes:
+    """What the model needs of the asset at `url`: Cloudinary's 224-px rendition when
+    DOWNLOAD_RENDITION is on and `url` is a standard delivery URL (one try: a 224x224 PNG,
+    never a 12 MP decode); the original (`download`) otherwise or when the rendition fails."""
+    derived = rendition_url(url) if settings.download_rendition else url
+    if derived != url:
+        try:
+            return _download_once(derived, settings)
+        except (ImageError, TransientError) as exc:
+            logs.warning("rendition failed, downloading the original", url=derived, error=str(exc))
+    return download(url, settings)
+
+
 def _is_transient_api_error(exc: BaseException) -> bool:
     if isinstance(exc, cloudinary.exceptions.RateLimited | cloudinary.exceptions.GeneralError):
         return True
@@ -156,3 +192,23 @@ def resource(public_id: str, resource_type: str = "image", delivery_type: str = 
         resource_type=resource_type,
         type=delivery_type,
     )
+
+
+def list_images(prefix: str | None = None, page_size: int = 500) -> Iterator[dict[str, Any]]:
+    """Every image of delivery type `upload` (under `prefix`), through the Admin API's pages."""
+    cursor: str | None = None
+    while True:
+        options: dict[str, Any] = {
+            "type": "upload",
+            "resource_type": "image",
+            "max_results": page_size,
+        }
+        if prefix:
+            options["prefix"] = prefix
+        if cursor:
+            options["next_cursor"] = cursor
+        page = _api("list resources", cloudinary.api.resources, **options)
+        yield from page.get("resources") or []
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return

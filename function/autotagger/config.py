@@ -21,6 +21,7 @@ SIGNATURE_ALGORITHMS = ("sha1", "sha256")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_PRESET_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class Settings:
     download_timeout_s: float
     claim_ttl_s: int
     log_level: str
+    upload_preset: str | None = None
+    on_upload_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    model_precision: str = "fp32"
+    model_max_batch: int = 8
+    download_rendition: bool = True
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -154,6 +161,81 @@ def _model_weights(raw: str) -> str:
     return str(path.resolve())
 
 
+def _http_url(name: str, value: str) -> tuple[str, str]:
+    """Check an absolute http(s) URL without credentials; return (scheme, lowercase netloc)."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{name} has an invalid port: {value!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    if parts.username or parts.password:
+        raise ConfigError(f"{name} must not carry credentials")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return parts.scheme, host if port is None else f"{host}:{port}"
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of an http(s) URL (the browser's notion of its origin)."""
+    scheme, netloc = _http_url("URL", url)
+    return f"{scheme}://{netloc}"
+
+
+def _on_upload_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    _http_url("ON_UPLOAD_URL", value)
+    parts = urlsplit(value)
+    if parts.query or parts.fragment:
+        raise ConfigError("ON_UPLOAD_URL must have no query string or fragment")
+    return value.rstrip("/")
+
+
+def _upload_preset(raw: str) -> str | None:
+    value = raw.strip()
+    if value and not _PRESET_RE.match(value):
+        raise ConfigError(
+            f"CLOUDINARY_UPLOAD_PRESET must be a preset name (letters, digits, _, -, .), "
+            f"got {value!r}"
+        )
+    return value or None
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins: list[str] = []
+    for item in (o.strip() for o in raw.split(",")):
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(
+                f"ALLOWED_ORIGINS entries must be origins (scheme://host[:port]), got {item!r}"
+            )
+        scheme, netloc = _http_url("ALLOWED_ORIGINS", item)
+        origins.append(f"{scheme}://{netloc}")
+    return tuple(dict.fromkeys(origins))
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("1", "0", "true", "false"):
+        raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw in ("1", "true")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     env = os.environ if env is None else env
@@ -197,4 +279,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         download_timeout_s=_float(env, "DOWNLOAD_TIMEOUT_S", 15.0, 0.1, 300.0),
         claim_ttl_s=_int(env, "CLAIM_TTL_S", 600, 10, 86400),
         log_level=log_level,
+        upload_preset=_upload_preset(env.get("CLOUDINARY_UPLOAD_PRESET", "")),
+        on_upload_url=_on_upload_url(env.get("ON_UPLOAD_URL", "")),
+        allowed_origins=_origins(env.get("ALLOWED_ORIGINS", "")),
+        model_precision=_choice(env, "MODEL_PRECISION", ("fp32", "int8")),
+        model_max_batch=_int(env, "MODEL_MAX_BATCH", 8, 1, 32),
+        download_rendition=_flag(env, "DOWNLOAD_RENDITION", True),
     )

@@ -1,9 +1,12 @@
-"""The classification pipeline: claim -> download -> decode -> predict -> tag -> store."""
+"""The classification pipeline: claim (download + decode alongside) -> predict -> tag -> store."""
 
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+import numpy as np
 
 from autotagger import cloudinary_client, imaging, logs, model, store
 from autotagger.config import Settings
@@ -29,6 +32,11 @@ PUBLIC_FIELDS = (
 )
 
 
+# Download + decode run here while the request thread makes the claim (both mostly wait on the
+# network): the claim's round trip is off the critical path. Sized for gunicorn's threads.
+_prefetch = ThreadPoolExecutor(max_workers=32, thread_name_prefix="prefetch")
+
+
 def choose_tags(predictions: list[model.Prediction], threshold: float, prefix: str) -> list[str]:
     """Tags for every top-k label scoring at least `threshold`; the top-1 label always."""
     chosen = [p for i, p in enumerate(predictions) if i == 0 or p.score >= threshold]
@@ -48,18 +56,26 @@ def to_public(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _classify(upload: Upload, settings: Settings, timings: Timings) -> dict[str, Any]:
-    """Everything after the claim up to (not including) the tag write; raises ImageError."""
+def _fetch(upload: Upload, settings: Settings, timings: Timings) -> np.ndarray:
+    """The model's input: download (the 224-px rendition when possible) and decode."""
     with timings.stage("download"):
-        data = cloudinary_client.download(upload.secure_url, settings)
+        data = cloudinary_client.download_for_model(upload.secure_url, settings)
     with timings.stage("decode"):
         pixels = imaging.load_rgb(data, settings.max_image_pixels)
-        batch = imaging.preprocess(pixels[None])
-    if not model.is_loaded(settings.model_weights):
+        return imaging.preprocess(pixels[None])
+
+
+def _classify(
+    upload: Upload, settings: Settings, timings: Timings, fetched: Future[np.ndarray]
+) -> dict[str, Any]:
+    """Everything after the claim up to (not including) the tag write; raises ImageError."""
+    batch = fetched.result()
+    spec = (settings.model_weights, settings.model_precision, settings.model_max_batch)
+    if not model.is_loaded(*spec):
         with timings.stage("model_load"):
-            classifier = model.get_model(settings.model_weights)
+            classifier = model.get_model(*spec)
     else:
-        classifier = model.get_model(settings.model_weights)
+        classifier = model.get_model(*spec)
     with timings.stage("predict"):
         probabilities = classifier.predict(batch)[0]
     predictions = model.top_k(probabilities, settings.top_k)
@@ -77,6 +93,7 @@ def _classify(upload: Upload, settings: Settings, timings: Timings) -> dict[str,
 def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
     """Classify one image upload exactly once; return the public record (plus `duplicate`)."""
     timings = Timings()
+    fetched = _prefetch.submit(_fetch, upload, settings, timings)  # used only if claimed
     with timings.stage("claim"):
         claim = store.claim(settings, upload)
     if claim.state == "duplicate":
@@ -97,7 +114,7 @@ def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
         "created_at": claim.created_at,
     }
     try:
-        result = _classify(upload, settings, timings)
+        result = _classify(upload, settings, timings, fetched)
         with timings.stage("tags"):
             cloudinary_client.write_tags(
                 upload.public_id,

@@ -1,0 +1,149 @@
+"""The page's forward of a signed Upload API response (`POST {ON_UPLOAD_URL}/forward`).
+
+For local development without a public webhook URL, the upload page POSTs the Upload widget's
+`success` info to `on_upload`. Cloudinary signs only `public_id` + `version` in that response
+(hex SHA of `public_id=...&version=...` + api_secret, signature version 1: what
+`cloudinary.utils.verify_api_response_signature` checks, here compared in constant time), so the
+signature is checked first and everything else (asset_id, secure_url, ...) comes from the Admin
+API, never from the body.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cloudinary.utils
+
+from autotagger import cloudinary_client, logs, pipeline, store, webhook
+from autotagger.config import CloudinaryAccount, Settings
+from autotagger.errors import BadRequest, ImageError, Unauthorized
+
+FORWARD_PATH = "/forward"
+_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
+_DELIVERY_TYPE_RE = re.compile(r"^[a-z_]{1,32}$")
+_DIGEST_LENGTH = {"sha1": 40, "sha256": 64}
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What the page forwards: the signed pair, plus unsigned hints checked against the API."""
+
+    public_id: str
+    version: int
+    signature: str
+    asset_id: str | None = None
+    resource_type: str = "image"
+    type: str = "upload"
+
+
+def is_forward(path: str) -> bool:
+    """True for `/forward` (also behind a path prefix such as `/on_upload/forward`)."""
+    trimmed = path.rstrip("/")
+    return trimmed == FORWARD_PATH or trimmed.endswith(FORWARD_PATH)
+
+
+def _text(payload: dict[str, Any], name: str, default: str) -> str:
+    value = payload.get(name, default)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"forward field {name!r} must be a non-empty string")
+    return value
+
+
+def _version(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 10**12:
+        raise BadRequest("forward field 'version' must be a positive integer")
+    return value
+
+
+def parse_forward(payload: dict[str, Any]) -> Forward:
+    """Validate the forward body's shape; an absent or malformed signature is Unauthorized."""
+    signature = payload.get("signature")
+    if not isinstance(signature, str) or not signature:
+        raise Unauthorized("missing signature: forward the Upload API response as it came")
+    public_id = payload.get("public_id")
+    if not isinstance(public_id, str) or not public_id or len(public_id) > 1024:
+        raise BadRequest("forward field 'public_id' must be a string of 1 to 1024 characters")
+    version = _version(payload.get("version"))
+    asset_id = payload.get("asset_id")
+    if asset_id is not None and not isinstance(asset_id, str):
+        raise BadRequest("forward field 'asset_id' must be a string")
+    delivery_type = _text(payload, "type", "upload")
+    if not _DELIVERY_TYPE_RE.match(delivery_type):
+        raise BadRequest("forward field 'type' has unexpected characters")
+    return Forward(
+        public_id=public_id,
+        version=version,
+        signature=signature,
+        asset_id=asset_id or None,
+        resource_type=_text(payload, "resource_type", "image"),
+        type=delivery_type,
+    )
+
+
+def expected_signature(public_id: str, version: int, account: CloudinaryAccount) -> str:
+    """The Upload API response signature, computed by the SDK's own signing function."""
+    signed: str = cloudinary.utils.api_sign_request(
+        {"public_id": public_id, "version": version},
+        account.api_secret,
+        account.signature_algorithm,
+        signature_version=1,
+    )
+    return signed
+
+
+def verify(forward: Forward, account: CloudinaryAccount) -> None:
+    """Raise Unauthorized unless `signature` matches (public_id, version), in constant time."""
+    signature = forward.signature
+    length = _DIGEST_LENGTH[account.signature_algorithm]
+    if len(signature) != length or not _HEX_RE.match(signature):
+        raise Unauthorized("malformed signature")
+    expected = expected_signature(forward.public_id, forward.version, account)
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise Unauthorized("signature does not match")
+
+
+def _already_classified(forward: Forward, settings: Settings) -> dict[str, Any] | None:
+    """The final record of exactly this signed (public_id, version), if one is stored."""
+    for record in store.query(settings, "public_id", forward.public_id, 5):
+        if (
+            record.get("version") == forward.version
+            and record.get("status") in store.FINAL_STATUSES
+        ):
+            return record
+    return None
+
+
+def handle(payload: dict[str, Any], settings: Settings, account: CloudinaryAccount) -> Any:
+    """Verify, fetch the trusted resource, then classify it exactly like a webhook delivery.
+
+    A signed (public_id, version) that is already classified answers from the store, so replays
+    cost no Admin API call (its hourly quota is small).
+    """
+    forward = parse_forward(payload)
+    verify(forward, account)
+    if forward.resource_type != "image":
+        reason = f"resource_type {forward.resource_type!r} is not an image"
+        logs.info("forward ignored", reason=reason, public_id=forward.public_id)
+        return {"status": "ignored", "reason": reason}
+    known = _already_classified(forward, settings)
+    if known is not None:  # the webhook was first (or a replay): no Admin API call needed
+        return {**pipeline.to_public(known), "duplicate": True}
+    try:
+        resource = cloudinary_client.resource(forward.public_id, "image", forward.type)
+    except ImageError as exc:
+        raise BadRequest(f"asset {forward.public_id!r} not found in Cloudinary") from exc
+    upload = webhook.upload_from_resource(dict(resource))
+    if upload.version != forward.version:
+        raise BadRequest(
+            f"version mismatch: the signed version is {forward.version}, "
+            f"Cloudinary's current version is {upload.version}"
+        )
+    if forward.asset_id is not None and forward.asset_id != upload.asset_id:
+        raise BadRequest("asset_id does not match the signed asset")
+    logs.info("forwarded upload verified", asset_id=upload.asset_id, public_id=upload.public_id)
+    return pipeline.process_upload(upload, settings)

@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# Deploy autotagger to Google Cloud: APIs, Firestore (+ indexes), the CLOUDINARY_URL secret, the
+# model artifact in Cloud Storage, a service account, and the two gen2 HTTP functions.
+#
+# Idempotent: every resource is looked up first and only created when missing; deploys and IAM
+# bindings converge to the same state; a secret version is added only when the value changed.
+# DRY_RUN=1 prints every command (prefixed "+ ") instead of running it; the secret value is never
+# printed, in either mode. See infra/README.md for the whole procedure.
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: PROJECT=ID [REGION=us-central1] [BUCKET=NAME] [MODEL_DIR=DIR] [CLOUDINARY_URL=...] infra/deploy.sh
+
+Environment (defaults in brackets):
+  PROJECT               Google Cloud project id (required)
+  REGION                functions, bucket and Firestore region [us-central1]
+  FIRESTORE_LOCATION    Firestore location, fixed forever once created [$REGION]
+  FIRESTORE_DATABASE    Firestore database id [(default)]
+  FIRESTORE_COLLECTION  collection of the documents [classifications]
+  BUCKET                Cloud Storage bucket for the model [$PROJECT-autotagger-models]
+  MODEL_DIR             artifact from infra/build_model.py [build/vgg16-imagenet]
+  MODEL_WEIGHTS         a gs:// URI to use as is (skips the upload of MODEL_DIR)
+  CLOUDINARY_URL        stored in Secret Manager (a new version only when it changed);
+                        unset: the secret's current version is kept
+  SECRET_NAME           Secret Manager secret [autotagger-cloudinary-url]
+  CLOUDINARY_UPLOAD_PRESET  the page's unsigned preset (infra/cloudinary_setup.py) [autotagger]
+  SERVICE_ACCOUNT       runtime service account name [autotagger-fn]
+  ON_UPLOAD_NAME        [autotagger-on-upload]     RESULTS_NAME  [autotagger-results]
+  CONCURRENCY           on_upload requests per instance = gunicorn THREADS [8]
+  MIN_INSTANCES         on_upload warm instances (billed while idle) [unset = 0]
+  MAX_INSTANCES         on_upload instance cap [10]
+  TOP_K, TAG_THRESHOLD, TAG_PREFIX, LOG_LEVEL  passed to on_upload (defaults: the function's)
+  CLOUDINARY_DELIVERY_HOSTS, MODEL_PRECISION, MODEL_MAX_BATCH, DOWNLOAD_RENDITION,
+  WEBHOOK_MAX_AGE_S, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, DOWNLOAD_TIMEOUT_S,
+  CLAIM_TTL_S           passed to on_upload only when set
+  DRY_RUN=1             print the commands instead of running them
+EOF
+}
+
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  usage
+  exit 0
+fi
+if [[ -z "${PROJECT:-}" ]]; then
+  echo "deploy.sh: PROJECT is not set" >&2
+  usage >&2
+  exit 2
+fi
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REGION="${REGION:-us-central1}"
+FIRESTORE_LOCATION="${FIRESTORE_LOCATION:-$REGION}"
+FIRESTORE_DATABASE="${FIRESTORE_DATABASE:-(default)}"
+FIRESTORE_COLLECTION="${FIRESTORE_COLLECTION:-classifications}"
+BUCKET="${BUCKET:-$PROJECT-autotagger-models}"
+MODEL_DIR="${MODEL_DIR:-$ROOT/build/vgg16-imagenet}"
+SECRET_NAME="${SECRET_NAME:-autotagger-cloudinary-url}"
+UPLOAD_PRESET="${CLOUDINARY_UPLOAD_PRESET:-autotagger}"
+SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-autotagger-fn}"
+SA_EMAIL="$SERVICE_ACCOUNT@$PROJECT.iam.gserviceaccount.com"
+ON_UPLOAD_NAME="${ON_UPLOAD_NAME:-autotagger-on-upload}"
+RESULTS_NAME="${RESULTS_NAME:-autotagger-results}"
+CONCURRENCY="${CONCURRENCY:-8}"
+MAX_INSTANCES="${MAX_INSTANCES:-10}"
+PYTHON="${PYTHON:-python3}"
+DRY_RUN="${DRY_RUN:-}"
+export CLOUDSDK_CORE_DISABLE_PROMPTS=1
+
+die() {
+  echo "deploy.sh: $*" >&2
+  exit 1
+}
+
+is_dry() { [[ "$DRY_RUN" == 1 ]]; }
+
+# Print a command the way it could be pasted back: plain words as they are, the rest in single
+# quotes.
+show() {
+  local word out="+" sq="'" esc="'\\''"
+  for word in "$@"; do
+    if [[ "$word" =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+      out+=" $word"
+    else
+      out+=" '${word//$sq/$esc}'"
+    fi
+  done
+  printf '%s' "$out"
+}
+
+# Run a command, or print it under DRY_RUN=1.
+run() {
+  if is_dry; then
+    show "$@"
+    printf '\n'
+    return 0
+  fi
+  "$@"
+}
+
+# A look-up whose success means "already there". Under DRY_RUN it is printed and treated as
+# missing, so the output shows every command a first deployment runs.
+exists() {
+  if is_dry; then
+    show "$@"
+    printf '  # check (dry run: assumed missing)\n'
+    return 1
+  fi
+  "$@" >/dev/null 2>&1
+}
+
+step() { printf '\n== %s\n' "$*"; }
+
+# --- prerequisites ---------------------------------------------------------------------------
+[[ "$CONCURRENCY" =~ ^[1-9][0-9]*$ ]] || die "CONCURRENCY must be a positive integer"
+[[ "$MAX_INSTANCES" =~ ^[1-9][0-9]*$ ]] || die "MAX_INSTANCES must be a positive integer"
+[[ -z "${MIN_INSTANCES:-}" || "$MIN_INSTANCES" =~ ^[0-9]+$ ]] ||
+  die "MIN_INSTANCES must be a non-negative integer"
+if [[ -n "${CLOUDINARY_URL:-}" && "$CLOUDINARY_URL" != cloudinary://* ]]; then
+  die "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
+fi
+if ! is_dry; then
+  command -v gcloud >/dev/null || die "gcloud not found: install the Google Cloud CLI (or DRY_RUN=1)"
+fi
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found (needed to read firestore.indexes.json)"
+if [[ -n "${MODEL_WEIGHTS:-}" ]]; then
+  [[ "$MODEL_WEIGHTS" == gs://* ]] || die "MODEL_WEIGHTS must be a gs:// URI here"
+  UPLOAD_MODEL=""
+else
+  [[ -f "$MODEL_DIR/manifest.json" ]] ||
+    die "MODEL_DIR=$MODEL_DIR has no manifest.json: run infra/build_model.py first"
+  MODEL_WEIGHTS="gs://$BUCKET/models/$(basename "$MODEL_DIR")"
+  UPLOAD_MODEL=1
+fi
+# Optional settings of on_upload, passed on only when set (README, "Configuration").
+PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD_RENDITION
+  WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S)
+for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${PASS_THROUGH[@]}"; do
+  [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
+done
+
+# --- APIs --------------------------------------------------------------------------------------
+step "APIs"
+run gcloud services enable \
+  cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
+  artifactregistry.googleapis.com firestore.googleapis.com secretmanager.googleapis.com \
+  storage.googleapis.com iam.googleapis.com --project="$PROJECT"
+
+# --- Firestore ---------------------------------------------------------------------------------
+step "Firestore database $FIRESTORE_DATABASE and indexes"
+if ! exists gcloud firestore databases describe --database="$FIRESTORE_DATABASE" \
+  --project="$PROJECT"; then
+  run gcloud firestore databases create --database="$FIRESTORE_DATABASE" \
+    --location="$FIRESTORE_LOCATION" --type=firestore-native --project="$PROJECT"
+fi
+
+# One line per composite index of infra/firestore.indexes.json: scope, then field configs, tab
+# separated. Every index there is for the documents' collection, so FIRESTORE_COLLECTION applies.
+index_lines() {
+  "$PYTHON" - "$ROOT/infra/firestore.indexes.json" <<'PY'
+import json, sys
+for index in json.load(open(sys.argv[1]))["indexes"]:
+    configs = []
+    for f in index["fields"]:
+        if "arrayConfig" in f:
+            configs.append(f"field-path={f['fieldPath']},array-config=contains")
+        else:
+            configs.append(f"field-path={f['fieldPath']},order={f['order'].lower()}")
+    scope = index.get("queryScope", "COLLECTION").lower().replace("_", "-")
+    print("\t".join([scope, *configs]))
+PY
+}
+
+create_index() {
+  local scope="$1"
+  shift
+  local args=(gcloud firestore indexes composite create --database="$FIRESTORE_DATABASE"
+    --collection-group="$FIRESTORE_COLLECTION" --query-scope="$scope" --async
+    --project="$PROJECT")
+  local config
+  for config in "$@"; do
+    args+=("--field-config=$config")
+  done
+  if is_dry; then
+    run "${args[@]}"
+    return 0
+  fi
+  local output
+  if output="$("${args[@]}" 2>&1)"; then
+    echo "index created (building in the background): $*"
+  elif grep -Eqi "already.exists" <<<"$output"; then
+    echo "index exists: $*"
+  else
+    echo "$output" >&2
+    die "could not create the index $*"
+  fi
+}
+
+index_count=0
+while IFS=$'\t' read -r -a parts; do
+  [[ ${#parts[@]} -gt 1 ]] || continue
+  create_index "${parts[@]}"
+  index_count=$((index_count + 1))
+done < <(index_lines)
+[[ $index_count -gt 0 ]] || die "no indexes found in infra/firestore.indexes.json"
+
+# --- service account ---------------------------------------------------------------------------
+step "service account $SA_EMAIL"
+if ! exists gcloud iam service-accounts describe "$SA_EMAIL" --project="$PROJECT"; then
+  run gcloud iam service-accounts create "$SERVICE_ACCOUNT" \
+    --display-name="autotagger functions" --project="$PROJECT"
+fi
+run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SA_EMAIL" \
+  --role=roles/datastore.user --condition=None --format=none
+
+# --- secret ------------------------------------------------------------------------------------
+step "secret $SECRET_NAME"
+if ! exists gcloud secrets describe "$SECRET_NAME" --project="$PROJECT"; then
+  run gcloud secrets create "$SECRET_NAME" --replication-policy=automatic --project="$PROJECT"
+fi
+if [[ -n "${CLOUDINARY_URL:-}" ]]; then
+  if is_dry; then
+    # Printed with a placeholder: the value itself never reaches the output.
+    add_version="$(show gcloud secrets versions add "$SECRET_NAME" --data-file=- \
+      --project="$PROJECT")"
+    # shellcheck disable=SC2016  # the literal text "$CLOUDINARY_URL" is the point
+    printf '+ printf %%s "$CLOUDINARY_URL" |%s  # only when it differs from the latest\n' \
+      "${add_version#+}"
+  else
+    current="$(gcloud secrets versions access latest --secret="$SECRET_NAME" \
+      --project="$PROJECT" 2>/dev/null || true)"
+    if [[ "$current" == "$CLOUDINARY_URL" ]]; then
+      echo "secret unchanged: no new version"
+    else
+      printf '%s' "$CLOUDINARY_URL" |
+        gcloud secrets versions add "$SECRET_NAME" --data-file=- --project="$PROJECT"
+    fi
+    unset current
+  fi
+elif ! is_dry; then
+  gcloud secrets versions describe latest --secret="$SECRET_NAME" --project="$PROJECT" \
+    >/dev/null 2>&1 || die "the secret has no version yet: set CLOUDINARY_URL"
+  echo "CLOUDINARY_URL is not set: keeping the secret's latest version"
+fi
+run gcloud secrets add-iam-policy-binding "$SECRET_NAME" --member="serviceAccount:$SA_EMAIL" \
+  --role=roles/secretmanager.secretAccessor --project="$PROJECT" --format=none
+
+# --- model artifact ----------------------------------------------------------------------------
+step "model $MODEL_WEIGHTS"
+MODEL_BUCKET="${MODEL_WEIGHTS#gs://}"
+MODEL_BUCKET="${MODEL_BUCKET%%/*}"
+if [[ -n "$UPLOAD_MODEL" ]]; then
+  if ! exists gcloud storage buckets describe "gs://$BUCKET" --project="$PROJECT"; then
+    run gcloud storage buckets create "gs://$BUCKET" --location="$REGION" \
+      --uniform-bucket-level-access --project="$PROJECT"
+  fi
+  # rsync uploads only what changed, and removes files the artifact no longer has.
+  run gcloud storage rsync "$MODEL_DIR" "$MODEL_WEIGHTS" --recursive \
+    --delete-unmatched-destination-objects --project="$PROJECT"
+fi
+run gcloud storage buckets add-iam-policy-binding "gs://$MODEL_BUCKET" \
+  --member="serviceAccount:$SA_EMAIL" --role=roles/storage.objectViewer \
+  --project="$PROJECT" --format=none
+
+# --- functions ---------------------------------------------------------------------------------
+# The page (results) uploads through the unsigned preset and forwards the signed upload result to
+# on_upload's /forward: results needs on_upload's URL (ON_UPLOAD_URL) and on_upload must allow
+# the page's origin (ALLOWED_ORIGINS). Each URL is known once its function exists, so a first
+# deployment deploys on_upload a second time at the end; later runs know both URLs up front.
+url_of() {
+  if is_dry; then
+    return 0
+  fi
+  gcloud functions describe "$1" --gen2 --region="$REGION" --project="$PROJECT" \
+    --format='value(serviceConfig.uri)' 2>/dev/null || true
+}
+origin_of() {
+  local rest="${1#*://}"
+  printf '%s://%s' "${1%%://*}" "${rest%%/*}"
+}
+
+common_env="GOOGLE_CLOUD_PROJECT=$PROJECT|FIRESTORE_DATABASE=$FIRESTORE_DATABASE"
+common_env+="|FIRESTORE_COLLECTION=$FIRESTORE_COLLECTION|LOG_LEVEL=${LOG_LEVEL:-INFO}"
+upload_env="$common_env|MODEL_WEIGHTS=$MODEL_WEIGHTS|THREADS=$CONCURRENCY"
+upload_env+="|TOP_K=${TOP_K:-5}|TAG_THRESHOLD=${TAG_THRESHOLD:-0.2}|TAG_PREFIX=${TAG_PREFIX:-}"
+for name in "${PASS_THROUGH[@]}"; do
+  if [[ -n "${!name:-}" ]]; then
+    upload_env+="|$name=${!name}"
+  fi
+done
+scaling=(--max-instances="$MAX_INSTANCES")
+if [[ -n "${MIN_INSTANCES:-}" ]]; then
+  scaling+=(--min-instances="$MIN_INSTANCES")
+fi
+
+deploy_on_upload() {
+  local env="$upload_env"
+  if [[ -n "$1" ]]; then
+    env+="|ALLOWED_ORIGINS=$(origin_of "$1")"
+  fi
+  # "^|^" makes "|" the list delimiter, so values may contain commas (gcloud topic escaping).
+  run gcloud functions deploy "$ON_UPLOAD_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
+    --runtime=python311 --source="$ROOT/function" --entry-point=on_upload --trigger-http \
+    --allow-unauthenticated --service-account="$SA_EMAIL" --memory=4Gi --cpu=2 \
+    --concurrency="$CONCURRENCY" --timeout=120s "${scaling[@]}" \
+    --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" --set-env-vars="^|^$env"
+}
+
+page_url="$(url_of "$RESULTS_NAME")"
+step "function $ON_UPLOAD_NAME (entry point on_upload)"
+deploy_on_upload "$page_url"
+webhook_url="$(url_of "$ON_UPLOAD_NAME")"
+
+step "function $RESULTS_NAME (entry point results)"
+results_env="$common_env|CLOUDINARY_UPLOAD_PRESET=$UPLOAD_PRESET"
+results_env+="|ON_UPLOAD_URL=${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
+run gcloud functions deploy "$RESULTS_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
+  --runtime=python311 --source="$ROOT/function" --entry-point=results --trigger-http \
+  --allow-unauthenticated --service-account="$SA_EMAIL" --memory=512Mi --timeout=30s \
+  --max-instances="$MAX_INSTANCES" --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" \
+  --set-env-vars="^|^$results_env"
+
+if [[ -z "$page_url" ]]; then
+  page_url="$(url_of "$RESULTS_NAME")"
+  step "function $ON_UPLOAD_NAME again, now that the page's origin is known (first deployment)"
+  deploy_on_upload "${page_url:-https://<$RESULTS_NAME URL>}"
+fi
+
+# --- URLs --------------------------------------------------------------------------------------
+step "done"
+echo "webhook URL (Cloudinary notification URL): ${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
+echo "page URL: ${page_url:-https://<$RESULTS_NAME URL>}/"
+echo "results API: ${page_url:-https://<$RESULTS_NAME URL>}/api/results"
+echo "next: CLOUDINARY_URL=... python infra/cloudinary_setup.py --preset $UPLOAD_PRESET" \
+  "--notification-url ${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"

@@ -1,0 +1,114 @@
+// Stand-in for Cloudinary's Upload widget script
+// (https://upload-widget.cloudinary.com/latest/global/all.js), served to the browser by the tests
+// in place of the real one. Same global API as documented in the Upload widget reference:
+// cloudinary.createUploadWidget(options, callback) returns a widget with open(), close(),
+// destroy(), ...; callback(error, result) gets {event, info} for "display-changed",
+// "upload-added", "queues-start", "success" (info = the Upload API response), "queues-end",
+// "close". Where the real widget uploads to api.cloudinary.com, this one makes the same unsigned
+// upload (file + upload_preset) to the Cloudinary stand-in at window.__widgetStandin.uploadUrl.
+// Which file to upload comes from the test (window.__standinNextFile, an exposed function).
+(() => {
+  "use strict";
+
+  const settings = window.__widgetStandin || {};
+
+  function decode(base64) {
+    const text = atob(base64);
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i += 1) bytes[i] = text.charCodeAt(i);
+    return bytes;
+  }
+
+  function createUploadWidget(options, callback) {
+    let showing = false;
+    let destroyed = false;
+    let counter = 0;
+    const emit = (event, info) =>
+      callback(null, info === undefined ? { event } : { event, info });
+
+    async function uploadOne() {
+      const file = await window.__standinNextFile();
+      if (!file) {
+        emit("close");
+        return;
+      }
+      counter += 1;
+      const id = `uw-file${counter}`;
+      const blob = new File([decode(file.base64)], file.name, { type: file.type });
+      emit("upload-added", { file: { name: file.name, size: blob.size, type: file.type }, publicId: id });
+      emit("queues-start");
+      const form = new FormData();
+      form.append("file", blob, file.name);
+      form.append("upload_preset", options.uploadPreset);
+      if (file.publicId) form.append("public_id", file.publicId);
+      const resourceType = options.resourceType || "auto";
+      const url = `${settings.uploadUrl}/v1_1/${options.cloudName}/${resourceType}/upload`;
+      let response;
+      let body;
+      try {
+        response = await fetch(url, { method: "POST", body: form });
+        body = await response.json();
+      } catch (error) {
+        callback({ status: "Network error", statusText: String(error) }, undefined);
+        return;
+      }
+      if (!response.ok) {
+        const message = (body && body.error && body.error.message) || `HTTP ${response.status}`;
+        callback({ status: message, statusText: message }, undefined);
+        return;
+      }
+      if (window.__standinAfterUpload) await window.__standinAfterUpload(body);
+      const path = `v${body.version}/${body.public_id}${body.format ? `.${body.format}` : ""}`;
+      emit("success", { ...body, id, batchId: `uw-batch${counter}`, path, thumbnail_url: body.secure_url });
+      emit("queues-end", { files: [{ id, done: true, uploadInfo: body }] });
+      if (options.singleUploadAutoClose !== false) {
+        showing = false;
+        emit("display-changed", "hidden");
+        emit("close");
+      }
+    }
+
+    return {
+      open() {
+        if (destroyed) throw new Error("widget destroyed");
+        showing = true;
+        emit("display-changed", "shown");
+        uploadOne();
+      },
+      close() {
+        if (showing) {
+          showing = false;
+          emit("display-changed", "hidden");
+          emit("close");
+        }
+      },
+      hide() {
+        showing = false;
+      },
+      show() {
+        showing = true;
+      },
+      minimize() {},
+      update() {},
+      isShowing: () => showing,
+      isMinimized: () => false,
+      isDestroyed: () => destroyed,
+      destroy() {
+        destroyed = true;
+        showing = false;
+        return Promise.resolve();
+      },
+    };
+  }
+
+  window.cloudinary = {
+    createUploadWidget,
+    openUploadWidget(options, callback) {
+      const widget = createUploadWidget(options, callback);
+      widget.open();
+      return widget;
+    },
+    setCloudName() {},
+    setAPIKey() {},
+  };
+})();
