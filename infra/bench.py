@@ -352,12 +352,6 @@ class CpuAccount:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class MemorySampler:
     """Peak RSS (sum over the process and its children) of a process tree, sampled."""
 
@@ -489,7 +483,7 @@ class Bench:
 
     def start(self, name: str, env: dict[str, str], first: dict[str, Any]) -> tuple[Server, dict]:
         """Start on_upload and send `first` as soon as it listens: the cold start."""
-        port = _free_port()
+        port = local.free_port()
         log = self.workdir / f"{name.replace(' ', '_')}-{port}.log"
         started = time.perf_counter()
         with log.open("wb") as out:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import statistics
 import sys
 import time
@@ -38,12 +37,6 @@ def _rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in tree) / 2**20
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -55,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     emulator, host = local.start_emulator()
     standin = CloudinaryStandin(cloud_name="load").start()
-    port = _free_port()
+    port = local.free_port()
     env = {
         **os.environ,
         "CLOUDINARY_URL": standin.cloudinary_url,

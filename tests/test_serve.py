@@ -7,8 +7,6 @@ A signed upload through the real SDK to the Cloudinary stand-in makes it POST th
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,24 +23,6 @@ from tests.helpers import image_bytes
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"server exited with {process.returncode}"
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise TimeoutError(url)
-
-
 @pytest.fixture
 def servers(base_env: dict[str, str], model_dir: Path) -> Iterator[dict[str, str]]:
     env = {**os.environ, **base_env, "MODEL_WEIGHTS": str(model_dir)}
@@ -50,11 +30,11 @@ def servers(base_env: dict[str, str], model_dir: Path) -> Iterator[dict[str, str
     processes = []
     try:
         for target in ("results", "on_upload"):
-            port = _free_port()
+            port = local.free_port()
             process = local.serve(target, port, env)
             processes.append(process)
             urls[target] = f"http://127.0.0.1:{port}"
-            _wait_until_up(urls[target] + "/", process)
+            local.wait_until_up(urls[target] + "/", process)
         yield urls
     finally:
         for process in processes:

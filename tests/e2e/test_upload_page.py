@@ -17,7 +17,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -94,24 +93,6 @@ def picture(seed: int, size: tuple[int, int] = (960, 720)) -> bytes:
 # -- servers -----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"server exited with {process.returncode}"
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise TimeoutError(url)
-
-
 @dataclass
 class Servers:
     results: str
@@ -137,7 +118,7 @@ def serve(
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(*, forward: bool = True, webhook: bool = False) -> Servers:
-        results_port, on_upload_port = _free_port(), _free_port()
+        results_port, on_upload_port = local.free_port(), local.free_port()
         servers = Servers(
             f"http://127.0.0.1:{results_port}", f"http://127.0.0.1:{on_upload_port}", forward
         )
@@ -156,7 +137,7 @@ def serve(
         ):
             process = local.serve(target, port, target_env)
             processes.append(process)
-            _wait_until_up(f"http://127.0.0.1:{port}{probe}", process)
+            local.wait_until_up(f"http://127.0.0.1:{port}{probe}", process)
         if webhook:
             standin.notification_url = servers.on_upload + "/"
         created = requests.post(
