@@ -487,24 +487,7 @@ class Bench:
         log = self.workdir / f"{name.replace(' ', '_')}-{port}.log"
         started = time.perf_counter()
         with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "functions_framework",
-                    "--source",
-                    str(ROOT / "function" / "main.py"),
-                    "--target",
-                    "on_upload",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+            process = local.serve("on_upload", port, env, log_to=out)
         server = Server(process, f"http://127.0.0.1:{port}/", MemorySampler(process.pid), log)
         deadline = started + 180
         while True:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -126,8 +127,10 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float =
     raise TimeoutError(url)
 
 
-def serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Run one function under functions-framework on 127.0.0.1:port."""
+def serve(
+    target: str, port: int, env: dict[str, str], log_to: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -143,6 +146,8 @@ def serve(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes
             str(port),
         ],
         env=env,
+        stdout=log_to,
+        stderr=subprocess.STDOUT if log_to else None,
     )
 
 

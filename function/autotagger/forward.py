@@ -22,9 +22,7 @@ from autotagger.config import CloudinaryAccount, Settings
 from autotagger.errors import BadRequest, ImageError, Unauthorized
 
 FORWARD_PATH = "/forward"
-_HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 _DELIVERY_TYPE_RE = re.compile(r"^[a-z_]{1,32}$")
-_DIGEST_LENGTH = {"sha1": 40, "sha256": 64}
 
 
 @dataclass(frozen=True)
@@ -99,8 +97,7 @@ def expected_signature(public_id: str, version: int, account: CloudinaryAccount)
 def verify(forward: Forward, account: CloudinaryAccount) -> None:
     """Raise Unauthorized unless `signature` matches (public_id, version), in constant time."""
     signature = forward.signature
-    length = _DIGEST_LENGTH[account.signature_algorithm]
-    if len(signature) != length or not _HEX_RE.match(signature):
+    if not webhook.is_hex_digest(signature, account.signature_algorithm):
         raise Unauthorized("malformed signature")
     expected = expected_signature(forward.public_id, forward.version, account)
     if not hmac.compare_digest(expected, signature.lower()):

@@ -49,6 +49,11 @@ class Ignored:
     notification_type: str | None = None
 
 
+def is_hex_digest(value: str, algorithm: str) -> bool:
+    """True when `value` has the shape of a hex digest of `algorithm` (sha1 or sha256)."""
+    return len(value) == _DIGEST_LENGTH[algorithm] and bool(_HEX_RE.match(value))
+
+
 def sign(body: bytes, timestamp: str, api_secret: str, algorithm: str) -> str:
     """The hex digest Cloudinary sends in X-Cld-Signature."""
     digest = hashlib.new(algorithm)
@@ -69,8 +74,7 @@ def verify_signature(
         raise Unauthorized("missing X-Cld-Signature or X-Cld-Timestamp header")
     if not timestamp.isdigit() or len(timestamp) > 12:
         raise Unauthorized("malformed X-Cld-Timestamp header")
-    expected_length = _DIGEST_LENGTH[account.signature_algorithm]
-    if len(signature) != expected_length or not _HEX_RE.match(signature):
+    if not is_hex_digest(signature, account.signature_algorithm):
         raise Unauthorized("malformed X-Cld-Signature header")
     expected = sign(body, timestamp, account.api_secret, account.signature_algorithm)
     if not hmac.compare_digest(expected, signature.lower()):
