@@ -18,8 +18,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import requests
 
@@ -127,6 +128,19 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float =
     raise TimeoutError(url)
 
 
+def stop(processes: Sequence[subprocess.Popen[Any]]) -> None:
+    """Terminate `processes` (last started first), wait, and kill any that linger."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
 def serve(
     target: str, port: int, env: dict[str, str], log_to: IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -192,14 +206,7 @@ def run() -> int:
                 code = process.returncode or 1
                 stopping = True
         time.sleep(0.3)
-    for process in reversed(processes):
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop(processes)
     return code
 
 

@@ -140,10 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         print("OK" if ok else "FAILED")
         return 0 if ok else 1
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        local.stop([server])
         standin.stop()
-        emulator.terminate()
+        local.stop([emulator])
 
 
 if __name__ == "__main__":

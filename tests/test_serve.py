@@ -37,10 +37,7 @@ def servers(base_env: dict[str, str], model_dir: Path) -> Iterator[dict[str, str
             local.wait_until_up(urls[target] + "/", process)
         yield urls
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
+        local.stop(processes)
 
 
 def _upload(standin: CloudinaryStandin, public_id: str, notification_url: str) -> dict:

@@ -152,14 +152,7 @@ def serve(
     try:
         yield start
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        local.stop(processes)
 
 
 # -- the browser -------------------------------------------------------------------------------
