@@ -2,9 +2,10 @@
 
     python infra/local.py run      # what `make run` calls; Ctrl-C stops everything
 
-Reads `.env` (without overriding variables already set). Uses the official emulator when
-`FIRESTORE_EMULATOR_HOST` is already set (e.g. `gcloud emulators firestore start`), else starts
-the project's own gRPC emulator (`infra/emulator/server.mjs`). Without `MODEL_WEIGHTS`, it builds
+Reads `.env` (without overriding variables already set). Uses the Firestore emulator at
+`FIRESTORE_EMULATOR_HOST` when set, else starts one: gcloud's official emulator when gcloud and
+its component are installed, else the npm one (`infra/emulator/server.mjs`);
+`FIRESTORE_EMULATOR=official|npm` forces a choice. Without `MODEL_WEIGHTS`, it builds
 and uses VGG16 with seeded random weights (offline: labels are meaningless but the pipeline is
 real).
 """
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import requests
 
@@ -49,8 +52,68 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def start_emulator(port: int = 0, timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
-    """Start the gRPC Firestore emulator (port 0: any free one); return (process, host:port)."""
+EmulatorKind = Literal["firestore", "pubsub"]
+# Where gcloud keeps each official emulator's component (what `gcloud components list` installs).
+_GCLOUD_COMPONENTS = {"firestore": "cloud-firestore-emulator", "pubsub": "pubsub-emulator"}
+_GCLOUD_COMMANDS = {
+    "firestore": ["emulators", "firestore", "start"],
+    "pubsub": ["beta", "emulators", "pubsub", "start"],
+}
+FIRESTORE_EMULATORS = ("auto", "official", "npm")
+
+
+def gcloud_emulator_available(kind: EmulatorKind) -> bool:
+    """True when `gcloud` and its official `kind` emulator component (and Java) are installed."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None or shutil.which("java") is None:
+        return False
+    sdk_root = Path(gcloud).resolve().parents[1]
+    return (sdk_root / "platform" / _GCLOUD_COMPONENTS[kind]).is_dir()
+
+
+def start_gcloud_emulator(
+    kind: EmulatorKind, port: int = 0, timeout_s: float = 90.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start gcloud's official `kind` emulator on 127.0.0.1 (port 0: a free one).
+
+    It runs in its own process group (gcloud -> sh -> java), so `stop()` ends the Java child too,
+    with an empty throwaway CLOUDSDK_CONFIG (no account, nothing persisted: a fresh database each
+    start). Returns (process, host:port) once the emulator answers HTTP.
+    """
+    port = port or free_port()
+    host = f"127.0.0.1:{port}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"autotagger-{kind}-emulator-"))
+    command = ["gcloud", *_GCLOUD_COMMANDS[kind], f"--host-port={host}"]
+    if kind == "pubsub":
+        command.append(f"--data-dir={workdir / 'data'}")
+    env = {
+        **os.environ,
+        "CLOUDSDK_CONFIG": str(workdir / "config"),
+        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+    }
+    with open(workdir / "emulator.log", "wb") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        wait_until_up(f"http://{host}/", process, timeout_s)
+    except (RuntimeError, TimeoutError):
+        stop([process])
+        tail = (workdir / "emulator.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the official {kind} emulator did not start:\n{tail}") from None
+    return process, host
+
+
+def start_npm_emulator(port: int = 0, timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
+    """Start the npm gRPC Firestore emulator (port 0: any free one); return (process, host:port).
+
+    The fallback for machines without gcloud: it fakes transactions and merges on `set()`.
+    """
     if not (EMULATOR_DIR / "node_modules" / "@firestore-emulator" / "server").exists():
         raise RuntimeError("emulator not installed: run `npm ci` in infra/emulator (make does)")
     process = subprocess.Popen(
@@ -70,6 +133,32 @@ def start_emulator(port: int = 0, timeout_s: float = 30.0) -> tuple[subprocess.P
             return process, json.loads(line)["host"]
     process.kill()
     raise RuntimeError("Firestore emulator did not start")
+
+
+def firestore_emulator_choice() -> str:
+    """`official` or `npm`: FIRESTORE_EMULATOR (auto|official|npm), auto = official if installed."""
+    wanted = os.environ.get("FIRESTORE_EMULATOR", "").strip().lower() or "auto"
+    if wanted not in FIRESTORE_EMULATORS:
+        raise RuntimeError(f"FIRESTORE_EMULATOR must be one of {', '.join(FIRESTORE_EMULATORS)}")
+    if wanted == "auto":
+        return "official" if gcloud_emulator_available("firestore") else "npm"
+    return wanted
+
+
+def start_emulator(port: int = 0) -> tuple[subprocess.Popen[Any], str]:
+    """Start a Firestore emulator: gcloud's official one when installed, else the npm one."""
+    if firestore_emulator_choice() == "official":
+        return start_gcloud_emulator("firestore", port)
+    return start_npm_emulator(port)
+
+
+def describe_firestore_emulator() -> str:
+    """One line saying which Firestore emulator `start_emulator` starts, and why."""
+    if firestore_emulator_choice() == "official":
+        return "Firestore emulator: gcloud's official one"
+    if gcloud_emulator_available("firestore"):
+        return "Firestore emulator: the npm one (FIRESTORE_EMULATOR=npm)"
+    return "Firestore emulator: the npm one (gcloud's official emulator is not installed)"
 
 
 def _is_current(directory: Path) -> bool:
@@ -128,17 +217,34 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float =
     raise TimeoutError(url)
 
 
-def stop(processes: Sequence[subprocess.Popen[Any]]) -> None:
-    """Terminate `processes` (last started first), wait, and kill any that linger."""
+def stop(processes: Sequence[subprocess.Popen[Any]], timeout_s: float = 5.0) -> None:
+    """Stop `processes` (last started first): SIGTERM, then SIGKILL after `timeout_s`.
+
+    A process that leads its own process group (the gcloud emulators) is signalled as a group, so
+    its children (Java) go with it. Servers get a short grace: gunicorn's graceful shutdown would
+    otherwise wait up to 30 s for an idle keep-alive connection.
+    """
+
+    def signal_all(process: subprocess.Popen[Any], sig: signal.Signals) -> None:
+        try:
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, sig)
+            elif process.poll() is None:
+                process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
     for process in reversed(processes):
-        if process.poll() is None:
-            process.terminate()
+        signal_all(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
     for process in processes:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+            signal_all(process, signal.SIGKILL)
+            process.wait(timeout=10)
+        else:
+            signal_all(process, signal.SIGKILL)  # leftover children of a group leader
 
 
 def serve(
@@ -169,6 +275,7 @@ def run() -> int:
     env = {**read_dotenv(ROOT / ".env"), **os.environ}
     processes: list[subprocess.Popen[bytes] | subprocess.Popen[str]] = []
     if not env.get("FIRESTORE_EMULATOR_HOST"):
+        print(describe_firestore_emulator(), "- starting")
         emulator, host = start_emulator()
         processes.append(emulator)
         env["FIRESTORE_EMULATOR_HOST"] = host
@@ -192,12 +299,12 @@ def run() -> int:
     print("Ctrl-C stops everything.")
     stopping = False
 
-    def stop(*_: object) -> None:
+    def request_stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     code = 0
     while not stopping:
         for process in processes:

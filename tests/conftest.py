@@ -19,17 +19,36 @@ MAIN = str(ROOT / "function" / "main.py")
 
 @pytest.fixture(scope="session")
 def emulator_host() -> Iterator[str]:
-    """A gRPC Firestore emulator: an already running one (FIRESTORE_EMULATOR_HOST), else ours."""
+    """A gRPC Firestore emulator: an already running one (FIRESTORE_EMULATOR_HOST), else a fresh
+    one for this session: gcloud's official emulator when installed, else the npm one
+    (FIRESTORE_EMULATOR=official|npm forces the choice)."""
     existing = os.environ.get("FIRESTORE_EMULATOR_HOST")
     if existing:
         yield existing
         return
+    print(local.describe_firestore_emulator())
     process, host = local.start_emulator()
     try:
         yield host
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        local.stop([process])
+
+
+@pytest.fixture(scope="session")
+def pubsub_host() -> Iterator[str]:
+    """gcloud's official Pub/Sub emulator: an already running one (PUBSUB_EMULATOR_HOST), else a
+    fresh one for this session. Skipped where gcloud's Pub/Sub emulator is not installed."""
+    existing = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if existing:
+        yield existing
+        return
+    if not local.gcloud_emulator_available("pubsub"):
+        pytest.skip("gcloud's Pub/Sub emulator is not installed")
+    process, host = local.start_gcloud_emulator("pubsub")
+    try:
+        yield host
+    finally:
+        local.stop([process])
 
 
 @pytest.fixture(scope="session")

@@ -327,8 +327,7 @@ def own_emulator() -> Iterator[Callable[[], None]]:
         state["process"] = local.start_emulator(port=int(port))[0]
 
     yield host, state, restart  # type: ignore[misc]
-    state["process"].terminate()
-    state["process"].wait(timeout=10)
+    local.stop([state["process"]])
 
 
 @pytest.mark.usefixtures("real_model_env")
@@ -339,8 +338,7 @@ def test_firestore_outage_is_503_then_redelivery_succeeds(
     client = make_client("on_upload", FIRESTORE_EMULATOR_HOST=host)
     resource = standin.add_asset(image_bytes(), public_id="faults/firestore")
     body = notification_from(resource)
-    state["process"].terminate()
-    state["process"].wait(timeout=10)
+    local.stop([state["process"]])
     response = client.post("/", data=body, headers=sign_body(body, standin.api_secret))
     assert response.status_code == 503
     assert "Firestore" in response.get_json()["error"]
