@@ -55,8 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "function")]
 
 from infra import local  # noqa: E402
-from tests import cloudinary_standin  # noqa: E402
-from tests.cloudinary_standin import CloudinaryStandin  # noqa: E402
+from infra import local_cloudinary as cloudinary_standin  # noqa: E402
+from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
 from tests.helpers import notification_from, sign_body  # noqa: E402
 
 SAMPLE_PHOTO = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"

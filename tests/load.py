@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "function")]
 
 from infra import local  # noqa: E402
-from tests.cloudinary_standin import CloudinaryStandin  # noqa: E402
+from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
 from tests.helpers import image_bytes, notification_from, sign_body  # noqa: E402
 
 

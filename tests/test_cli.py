@@ -17,7 +17,7 @@ import cli
 import pytest
 
 from autotagger import cloudinary_client, config, pipeline, webhook
-from tests.cloudinary_standin import CloudinaryStandin
+from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from autotagger.config import parse_cloudinary_url
 from autotagger.errors import BadRequest, Unauthorized
 from autotagger.webhook import Ignored, Upload, parse_json, parse_notification, verify_signature
 from infra import local
-from tests.cloudinary_standin import CloudinaryStandin
+from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 
 ACCOUNT = parse_cloudinary_url("cloudinary://123456789012345:top-secret@demo")

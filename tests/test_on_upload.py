@@ -8,7 +8,7 @@ import time
 import pytest
 
 from autotagger import model
-from tests.cloudinary_standin import CloudinaryStandin
+from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, load_payload, notification_from, sign_body
 
 

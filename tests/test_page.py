@@ -16,7 +16,7 @@ import pytest
 from autotagger import forward
 from autotagger.config import CloudinaryAccount, load_settings
 from autotagger.errors import ConfigError, Unauthorized
-from tests.cloudinary_standin import CloudinaryStandin
+from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 
 ON_UPLOAD = "http://127.0.0.1:8081"

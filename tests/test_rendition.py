@@ -12,7 +12,7 @@ from autotagger import imaging
 from autotagger.cloudinary_client import RENDITION, rendition_url
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
-from tests.cloudinary_standin import CloudinaryStandin
+from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 
 CLD = "https://res.cloudinary.com/demo/image/upload"

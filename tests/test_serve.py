@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from infra import local
-from tests.cloudinary_standin import CloudinaryStandin
+from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from PIL import Image
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.cloudinary_standin import CloudinaryStandin
+from infra.local_cloudinary import CloudinaryStandin
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

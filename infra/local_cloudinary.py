@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A local stand-in for Cloudinary's HTTP APIs, for tests (Cloudinary ships no emulator).
+"""The local Cloudinary: a stand-in for Cloudinary's HTTP APIs (Cloudinary ships no emulator).
 
 One threaded WSGI server answers, in Cloudinary's documented formats:
 
@@ -14,7 +14,7 @@ Point the real SDK at it with ``CLOUDINARY_URL=<standin.cloudinary_url>`` (it se
 Deliberate deviations, all for a loopback test server: plain ``http`` everywhere (``secure_url``
 too); remote-URL uploads fetch loopback URLs only; video bytes are stored undecoded (no width or
 height); notifications are POSTed once, never retried; only the transformations listed in
-``_parse_transformation`` exist. Run ``python tests/cloudinary_standin.py --port 8090`` for demos.
+``_parse_transformation`` exist. Run ``python infra/local_cloudinary.py --port 8090`` for demos.
 """
 
 from __future__ import annotations
