@@ -254,7 +254,11 @@ def stop(processes: Sequence[subprocess.Popen[Any]], timeout_s: float = 5.0) -> 
 def serve(
     target: str, port: int, env: dict[str, str], log_to: IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`)."""
+    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`).
+
+    In its own process group, so `stop()` ends gunicorn's workers too: a worker thread blocked on
+    a browser's idle pre-connected socket would otherwise keep the port after the master died.
+    """
     return subprocess.Popen(
         [
             sys.executable,
@@ -272,6 +276,7 @@ def serve(
         env=env,
         stdout=log_to,
         stderr=subprocess.STDOUT if log_to else None,
+        process_group=0,
     )
 
 

@@ -1,4 +1,4 @@
-"""What `make run` uses when nothing is configured: a local Cloudinary and the best model it can get.
+"""What `make run` uses when nothing is configured: a local Cloudinary, the best model it can get.
 
 - `start_local_cloudinary(env, ...)`: with no `CLOUDINARY_URL`, the local Cloudinary
   (`infra/local_cloudinary.py`) on 127.0.0.1 with a generated API key and secret, an unsigned
