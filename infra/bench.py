@@ -402,12 +402,7 @@ class Server:
 
     def stop(self) -> None:
         self.sampler.stop()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        local.stop([self.process], timeout_s=20)  # gunicorn's master and workers (its group)
 
 
 @dataclass
