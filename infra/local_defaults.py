@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -60,7 +61,17 @@ def start_local_cloudinary(
         api_key=str(secrets.randbelow(9 * 10**14) + 10**14),  # 15 digits, like Cloudinary's
         api_secret=secrets.token_urlsafe(20),
         port=port,
-    ).start()
+    )
+    with socket.socket() as probe:  # werkzeug would print and exit on a busy port
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise SystemExit(
+                f"the local Cloudinary cannot listen on 127.0.0.1:{port} ({exc.strerror}): "
+                "set LOCAL_CLOUDINARY_PORT to a free port, or CLOUDINARY_URL to use your account"
+            ) from None
+    standin.start()
     try:
         standin.notification_url = on_upload_url.rstrip("/") + "/"
         # The first classification loads the model: give on_upload time to answer.

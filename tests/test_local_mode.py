@@ -203,6 +203,18 @@ def test_local_cloudinary_takes_unsigned_uploads_and_signs_notifications(
         standin.stop()
 
 
+def test_a_busy_port_is_named_with_the_setting_to_change() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        env: dict[str, str] = {}
+        with pytest.raises(SystemExit, match="LOCAL_CLOUDINARY_PORT"):
+            local_defaults.start_local_cloudinary(env, "http://127.0.0.1:9", taken.getsockname()[1])
+        assert env == {}
+
+
 # -- which weights make run uses ---------------------------------------------------------------
 
 
