@@ -7,7 +7,7 @@ REQS_HASH := $(shell cat requirements.txt function/requirements.txt | sha1sum | 
 PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
 
-.PHONY: run test lint load bench deps clean
+.PHONY: run test test-npm-emulator lint load bench deps clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -31,6 +31,12 @@ lint: deps
 
 test: lint
 	$(PY) -m pytest
+	@$(MAKE) --no-print-directory test-npm-emulator
+
+# The Firestore-facing tests (marker `firestore`) again on the npm emulator, the fallback where
+# gcloud's official one is not installed, so both stay supported.
+test-npm-emulator: deps
+	FIRESTORE_EMULATOR=npm FIRESTORE_EMULATOR_HOST= $(PY) -m pytest -q -m firestore --ignore=tests/e2e
 
 load: deps
 	$(PY) tests/load.py

@@ -402,12 +402,7 @@ class Server:
 
     def stop(self) -> None:
         self.sampler.stop()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        local.stop([self.process], timeout_s=20)  # gunicorn's master and workers (its group)
 
 
 @dataclass
@@ -930,6 +925,7 @@ def main(argv: list[str] | None = None) -> int:
         ("int8", {"MODEL_WEIGHTS": str(int8_dir), "MODEL_PRECISION": "int8"}, True),
         ("fp32 no rendition", {"MODEL_WEIGHTS": str(fp32_dir), "DOWNLOAD_RENDITION": "0"}, False),
     ]
+    print(f"bench: {local.describe_firestore_emulator()}", flush=True)
     emulator, host = local.start_emulator()
     standin = CloudinaryStandin(cloud_name="bench").start()
     data["runs"] = {}
@@ -953,8 +949,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         standin.stop()
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        local.stop([emulator])  # the official emulator's Java child too
     print("bench: model forward again (after the server runs)...", flush=True)
     forward_runs["fp32"].append(forward(fp32_dir, "fp32"))
     forward_runs["int8"].append(forward(int8_dir, "int8"))

@@ -5,9 +5,10 @@
 Reads `.env` (without overriding variables already set). Uses the Firestore emulator at
 `FIRESTORE_EMULATOR_HOST` when set, else starts one: gcloud's official emulator when gcloud and
 its component are installed, else the npm one (`infra/emulator/server.mjs`);
-`FIRESTORE_EMULATOR=official|npm` forces a choice. Without `MODEL_WEIGHTS`, it builds
-and uses VGG16 with seeded random weights (offline: labels are meaningless but the pipeline is
-real).
+`FIRESTORE_EMULATOR=official|npm` forces a choice. Without `MODEL_WEIGHTS`, it uses VGG16 with
+ImageNet weights (downloaded and built into `.cache/` once), or offline seeded random weights
+(labels are meaningless but the pipeline is real). Without `CLOUDINARY_URL`, it starts a local
+Cloudinary (`infra/local_defaults.py`). `ENV_FILE` names another file than `.env`.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ def start_gcloud_emulator(
         stop([process])
         tail = (workdir / "emulator.log").read_text(errors="replace")[-2000:]
         raise RuntimeError(f"the official {kind} emulator did not start:\n{tail}") from None
+    except BaseException:  # Ctrl-C while it starts: its own session would outlive us
+        stop([process])
+        raise
     return process, host
 
 
@@ -250,7 +254,11 @@ def stop(processes: Sequence[subprocess.Popen[Any]], timeout_s: float = 5.0) -> 
 def serve(
     target: str, port: int, env: dict[str, str], log_to: IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`)."""
+    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`).
+
+    In its own process group, so `stop()` ends gunicorn's workers too: a worker thread blocked on
+    a browser's idle pre-connected socket would otherwise keep the port after the master died.
+    """
     return subprocess.Popen(
         [
             sys.executable,
@@ -268,12 +276,21 @@ def serve(
         env=env,
         stdout=log_to,
         stderr=subprocess.STDOUT if log_to else None,
+        process_group=0,
     )
 
 
 def run() -> int:
-    env = {**read_dotenv(ROOT / ".env"), **os.environ}
+    sys.path.insert(0, str(ROOT))
+    from infra import local_defaults
+
+    env = {**read_dotenv(Path(os.environ.get("ENV_FILE") or ROOT / ".env")), **os.environ}
     processes: list[subprocess.Popen[bytes] | subprocess.Popen[str]] = []
+    # Before the emulator: if either fails, nothing is left running.
+    env["MODEL_WEIGHTS"] = local_defaults.model_weights(env, ensure_random_model)
+    standin = local_defaults.start_local_cloudinary(  # None when CLOUDINARY_URL is set
+        env, f"http://127.0.0.1:{ON_UPLOAD_PORT}", local_defaults.local_cloudinary_port(env)
+    )
     if not env.get("FIRESTORE_EMULATOR_HOST"):
         print(describe_firestore_emulator(), "- starting")
         emulator, host = start_emulator()
@@ -284,14 +301,6 @@ def run() -> int:
     # The page forwards the widget's signed result to on_upload (no tunnel needed locally).
     env.setdefault("ON_UPLOAD_URL", f"http://127.0.0.1:{ON_UPLOAD_PORT}")
     env.setdefault("ALLOWED_ORIGINS", f"http://127.0.0.1:{RESULTS_PORT}")
-    if not env.get("MODEL_WEIGHTS"):
-        print("MODEL_WEIGHTS is not set: using VGG16 with seeded random weights (labels are")
-        print("meaningless). Set MODEL_WEIGHTS=imagenet (or an artifact) for real labels.")
-        int8 = env.get("MODEL_PRECISION", "").strip().lower() == "int8"
-        env["MODEL_WEIGHTS"] = str(ensure_random_model("int8" if int8 else "fp32"))
-    if not env.get("CLOUDINARY_URL"):
-        print("CLOUDINARY_URL is not set: results works; on_upload answers 503 until you set it")
-        print("in .env (cloudinary://API_KEY:API_SECRET@CLOUD_NAME).")
     processes.append(serve("results", RESULTS_PORT, env))
     processes.append(serve("on_upload", ON_UPLOAD_PORT, env))
     print(f"results:   http://127.0.0.1:{RESULTS_PORT}/  (API: /api/results)")
@@ -314,6 +323,8 @@ def run() -> int:
                 stopping = True
         time.sleep(0.3)
     stop(processes)
+    if standin is not None:
+        standin.stop()
     return code
 
 

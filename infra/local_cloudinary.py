@@ -78,6 +78,14 @@ _GRAVITY.update(south_east=(1.0, 1.0), south_west=(0.0, 1.0))
 _QUALITY = {"auto": 80, "auto:best": 92, "auto:good": 80, "auto:eco": 65, "auto:low": 50}
 _DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[\w.+-]+)*(;base64)?,(.*)$", re.S)
 _LIST_KEY = re.compile(r"^(.+)\[\d*\]$")
+# The Upload API answers browsers of any origin (unsigned uploads from a page).
+_UPLOAD_API_PATH = re.compile(r"^/v1_1/[^/]+/(image|video|raw|auto)/upload$")
+_UPLOAD_API_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, X-Requested-With, X-Unique-Upload-Id",
+    "Access-Control-Max-Age": "600",
+}
 # An upload notification is notification_type, timestamp and request_id, then these fields of
 # the upload response (same order), then notification_context and signature_key.
 # fmt: off
@@ -654,8 +662,12 @@ class CloudinaryStandin:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = _Request(environ)
         params = _request_params(request)
+        upload_api = _UPLOAD_API_PATH.match(request.path) is not None
         try:
-            response = self._apply_fault(request) or self._route(request, params)
+            if upload_api and request.method == "OPTIONS":
+                response = Response(b"", 204, _UPLOAD_API_PREFLIGHT)
+            else:
+                response = self._apply_fault(request) or self._route(request, params)
         except _Fail as fail:
             response = fail.response()
         except Exception as exc:  # a stand-in bug must show up as a 500, not a dropped socket
@@ -663,6 +675,8 @@ class CloudinaryStandin:
             response = _error(500, f"General Error - {type(exc).__name__}: {exc}")
         if request.path.startswith("/v1_1/"):
             response.headers["X-Request-Id"] = uuid.uuid4().hex
+        if upload_api:  # browsers upload from any origin (the Admin API has no CORS)
+            response.headers["Access-Control-Allow-Origin"] = "*"
         logged = dict(params)
         if len(str(logged.get("file", ""))) > 200:
             logged["file"] = f"<{len(str(logged['file']))} chars>"

@@ -126,3 +126,11 @@ def stored(base_env: dict[str, str]) -> Callable[[], dict[str, dict[str, Any]]]:
         return {doc.id: doc.to_dict() or {} for doc in collection.stream()}
 
     return read
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `firestore` every test that talks to a Firestore emulator (through `emulator_host`):
+    `make test` runs those again on the npm emulator (FIRESTORE_EMULATOR=npm)."""
+    for item in items:
+        if "emulator_host" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.firestore)

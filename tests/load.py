@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duplicates", type=float, default=0.1, help="share delivered twice")
     args = parser.parse_args(argv)
 
+    print(local.describe_firestore_emulator(), flush=True)
     emulator, host = local.start_emulator()
     standin = CloudinaryStandin(cloud_name="load").start()
     port = local.free_port()

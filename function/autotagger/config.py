@@ -61,6 +61,8 @@ class Settings:
     model_precision: str = "fp32"
     model_max_batch: int = 8
     download_rendition: bool = True
+    # Local Cloudinary (`make run` without an account): the page uploads to its Upload API.
+    local_cloudinary: bool = False
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -236,6 +238,19 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in ("1", "true")
 
 
+def _local_cloudinary(env: Mapping[str, str], account: CloudinaryAccount | None) -> bool:
+    """LOCAL_CLOUDINARY=1: the account is the local Cloudinary (a loopback `upload_prefix`)."""
+    if not _flag(env, "LOCAL_CLOUDINARY", False):
+        return False
+    prefix = urlsplit(account.upload_prefix or "") if account else None
+    if prefix is None or not prefix.hostname or not is_loopback(prefix.hostname):
+        raise ConfigError(
+            "LOCAL_CLOUDINARY=1 needs CLOUDINARY_URL with upload_prefix=http://127.0.0.1:PORT "
+            "(the local Cloudinary `make run` starts)"
+        )
+    return True
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     env = os.environ if env is None else env
@@ -285,4 +300,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_precision=_choice(env, "MODEL_PRECISION", ("fp32", "int8")),
         model_max_batch=_int(env, "MODEL_MAX_BATCH", 8, 1, 32),
         download_rendition=_flag(env, "DOWNLOAD_RENDITION", True),
+        # Local Cloudinary
+        local_cloudinary=_local_cloudinary(env, account),
     )

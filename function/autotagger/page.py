@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import flask
 
+from autotagger import local_mode
 from autotagger.config import Settings, is_loopback, origin_of
 from autotagger.forward import FORWARD_PATH
 
@@ -55,6 +56,7 @@ def public_config(settings: Settings) -> dict[str, Any]:
         "resultsApi": "/api/results",
         "pollTimeoutS": POLL_TIMEOUT_S,
         "maxImageBytes": settings.max_image_bytes,
+        **local_mode.public_config(settings),
     }
 
 
@@ -83,6 +85,7 @@ def content_security_policy(settings: Settings) -> str:
     connect = ["'self'", UPLOAD_API_ORIGIN, *WIDGET_ORIGINS, *delivery]
     if settings.on_upload_url:
         connect.append(origin_of(settings.on_upload_url))
+    connect.extend(local_mode.connect_sources(settings))
     directives = {
         "default-src": ["'self'"],
         "script-src": ["'self'", *WIDGET_ORIGINS],

@@ -464,6 +464,10 @@
   }
 
   function setUpUploads() {
+    if (config.localUploadUrl && config.uploadPreset) {
+      setUpLocalUploads();
+      return;
+    }
     if (!config.cloudName || !config.uploadPreset) {
       const missing = [!config.cloudName && "CLOUDINARY_URL", !config.uploadPreset && "CLOUDINARY_UPLOAD_PRESET"]
         .filter(Boolean)
@@ -482,6 +486,73 @@
     script.onerror = () =>
       notice("The Cloudinary Upload widget could not be loaded. Check your connection and reload the page.");
     document.head.append(script);
+  }
+
+  // -- local Cloudinary (`make run` without an account): file chooser and drag-and-drop -------
+
+  function setUpLocalUploads() {
+    $("local-badge").hidden = false;
+    el.hint.textContent = "Choose a photo, or drop one anywhere on this page: it goes to the local Cloudinary.";
+    const input = $("local-file");
+    el.button.addEventListener("click", () => {
+      if (!uploading) input.click();
+    });
+    input.addEventListener("change", () => {
+      const file = input.files && input.files[0];
+      input.value = "";
+      if (file) uploadLocally(file);
+    });
+    const carriesFiles = (event) =>
+      Boolean(event.dataTransfer) && Array.from(event.dataTransfer.types || []).includes("Files");
+    document.addEventListener("dragover", (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+      document.body.classList.add("drop-target");
+    });
+    document.addEventListener("dragleave", (event) => {
+      if (!event.relatedTarget) document.body.classList.remove("drop-target");
+    });
+    document.addEventListener("drop", (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      document.body.classList.remove("drop-target");
+      const file = event.dataTransfer.files[0];
+      if (file && !uploading) uploadLocally(file);
+    });
+    el.button.disabled = false;
+  }
+
+  // An unsigned upload to the local Upload API, then the same follow-up as the widget's success.
+  async function uploadLocally(file) {
+    uploading = true;
+    run += 1;
+    showImage(null);
+    setState("uploading", "Uploading…", `Sending ${file.name} to the local Cloudinary.`);
+    if (config.maxImageBytes && file.size > config.maxImageBytes) {
+      onUploadError(`The file is larger than ${config.maxImageBytes} bytes.`);
+      return;
+    }
+    const form = new FormData();
+    form.append("file", file, file.name);
+    form.append("upload_preset", config.uploadPreset);
+    let body = null;
+    try {
+      const response = await fetch(config.localUploadUrl, { method: "POST", body: form, credentials: "omit" });
+      body = await response.json().catch(() => null);
+      if (!response.ok) {
+        onUploadError((body && body.error) || `HTTP ${response.status}`);
+        return;
+      }
+    } catch (_error) {
+      onUploadError("The local Cloudinary could not be reached (is make run still running?).");
+      return;
+    }
+    onUploaded(body);
+  }
+
+  function showWeightsBanner() {
+    $("weights-banner").hidden = !config.randomWeights;
   }
 
   // -- gallery ------------------------------------------------------------------------------
@@ -614,6 +685,7 @@
   // -- start --------------------------------------------------------------------------------
 
   setState("idle", "Your result appears here", "Classification takes about a second once the upload finishes.");
+  showWeightsBanner();
   setUpUploads();
   loadGallery(null);
 })();

@@ -4,9 +4,9 @@ VGG16 graph.
 
 The only things replaced in the browser are outside services: the Upload widget script is
 routed to tests/e2e/widget_standin.js (same `cloudinary.createUploadWidget` API and events, and
-it makes the real unsigned upload to the stand-in's Upload API), and the stand-in's Upload API
-answers get the CORS header Cloudinary's API sends. Any other request leaving 127.0.0.1 is
-aborted and fails the test. The page's own code, CSP included, runs unchanged.
+it makes the real unsigned upload to the stand-in's Upload API, which answers with the CORS
+header Cloudinary's API sends). Any other request leaving 127.0.0.1 is aborted and fails the
+test. The page's own code, CSP included, runs unchanged.
 """
 
 from __future__ import annotations
@@ -246,12 +246,6 @@ def open_page(browser: Browser, standin: CloudinaryStandin) -> Iterator[Callable
             if urlsplit(url).hostname != "127.0.0.1":
                 harness.outside.append(url)
                 route.abort()
-                return
-            if url.startswith(f"{standin.url}/v1_1/"):
-                # Cloudinary's Upload API allows any origin; the stand-in sends no CORS headers.
-                answer = route.fetch()
-                headers = {**answer.headers, "access-control-allow-origin": "*"}
-                route.fulfill(response=answer, headers=headers)
                 return
             route.continue_()
 
