@@ -61,6 +61,9 @@ class Settings:
     model_precision: str = "fp32"
     model_max_batch: int = 8
     download_rendition: bool = True
+    # Video uploads (autotagger/video.py): frames sampled per video, longest video classified.
+    video_frames: int = 8
+    max_video_seconds: int = 3600
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -285,4 +288,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_precision=_choice(env, "MODEL_PRECISION", ("fp32", "int8")),
         model_max_batch=_int(env, "MODEL_MAX_BATCH", 8, 1, 32),
         download_rendition=_flag(env, "DOWNLOAD_RENDITION", True),
+        # Video uploads.
+        video_frames=_int(env, "VIDEO_FRAMES", 8, 1, 32),
+        max_video_seconds=_int(env, "MAX_VIDEO_SECONDS", 3600, 1, 86400),
     )
