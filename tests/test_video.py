@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any
 
+import cloudinary.uploader
 import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from autotagger import imaging, model, video
 from autotagger.config import load_settings
@@ -16,7 +19,7 @@ from autotagger.errors import ConfigError, ImageError
 from autotagger.webhook import Ignored, Upload, parse_notification
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import load_payload, notification_from, sign_body
-from tests.videos import make_mp4, make_wav
+from tests.videos import make_mp4, make_wav, scene
 
 FOUR_SECONDS = [0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.25, 3.75]
 
@@ -76,6 +79,68 @@ def test_video_settings() -> None:
     for name, value in (("VIDEO_FRAMES", "0"), ("VIDEO_FRAMES", "33"), ("MAX_VIDEO_SECONDS", "x")):
         with pytest.raises(ConfigError, match=name):
             load_settings({name: value})
+
+
+# -- the local Cloudinary ----------------------------------------------------------------------
+
+
+def _difference(data: bytes, index: int) -> float:
+    """Mean absolute pixel difference between a delivered frame and scene `index`."""
+    delivered = Image.open(io.BytesIO(data)).convert("RGB")
+    expected = scene(index).resize(delivered.size)
+    return float(np.abs(np.asarray(delivered, float) - np.asarray(expected, float)).mean())
+
+
+def test_standin_stores_video_answers_duration_and_delivers_frames(
+    standin: CloudinaryStandin, clip: bytes
+) -> None:
+    standin.reset()
+    account = {
+        "cloud_name": standin.cloud_name,
+        "api_key": standin.api_key,
+        "api_secret": standin.api_secret,
+        "upload_prefix": standin.url,
+    }
+    result = cloudinary.uploader.upload(
+        ("scenes.mp4", clip), resource_type="video", public_id="st/scenes", **account
+    )
+    assert (result["resource_type"], result["format"], result["is_audio"]) == (
+        "video",
+        "mp4",
+        False,
+    )
+    assert (result["width"], result["height"]) == (320, 240)
+    assert result["duration"] == pytest.approx(4.0)
+    body, _ = standin.notification_for(result)
+    assert json.loads(body)["duration"] == pytest.approx(4.0)
+    admin = requests.get(
+        f"{standin.url}/v1_1/{standin.cloud_name}/resources/video/upload/st/scenes",
+        auth=(standin.api_key, standin.api_secret),
+        timeout=10,
+    ).json()
+    assert admin["duration"] == pytest.approx(4.0)
+
+    base = f"{standin.url}/{standin.cloud_name}/video/upload"
+    assert requests.get(result["secure_url"], timeout=10).content == clip
+    for index, offset in enumerate((0.5, 1.5, 2.5, 3.5)):
+        url = f"{base}/so_{offset},c_scale,w_224,h_224/v{result['version']}/st/scenes.jpg"
+        answer = requests.get(url, timeout=10)
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(answer.content)).size == (224, 224)
+        differences = [_difference(answer.content, other) for other in range(4)]
+        assert min(differences) == differences[index] < 10  # the scene shown at that time
+    middle = requests.get(f"{base}/st/scenes.png", timeout=10)  # no so_: the middle frame
+    assert middle.headers["Content-Type"] == "image/png"
+    assert _difference(middle.content, 2) < 10
+
+    wav = cloudinary.uploader.upload(
+        ("tone.wav", make_wav()), resource_type="auto", public_id="st/tone", **account
+    )
+    assert (wav["resource_type"], wav["is_audio"]) == ("video", True)
+    assert wav["duration"] == pytest.approx(1.0)
+    no_picture = requests.get(f"{base}/so_0.5/st/tone.jpg", timeout=10)
+    assert no_picture.status_code == 400
+    assert "could not be decoded" in no_picture.headers["X-Cld-Error"]
 
 
 # -- the whole pipeline -------------------------------------------------------------------------
