@@ -393,3 +393,25 @@ def test_forwarded_video_upload_is_classified(
     assert record["status"] == "done"
     assert [f["offset"] for f in record["frames"]] == [1.0, 3.0]
     assert stored()[resource["asset_id"]]["resource_type"] == "video"
+
+
+def test_backfill_videos_classifies_the_accounts_videos(
+    base_env, real_model_env, standin: CloudinaryStandin, stored, capsys, monkeypatch, clip
+) -> None:
+    import cli
+
+    monkeypatch.setenv("VIDEO_FRAMES", "2")
+    standin.add_asset(make_mp4(scenes=2), public_id="bf/short", resource_type="video")
+    standin.add_asset(make_wav(), public_id="bf/tone", resource_type="video", format="wav")
+    standin.add_asset(clip, public_id="bf/long", resource_type="video")
+    assert cli.main(["backfill", "--videos"]) == 0
+    out = capsys.readouterr().out
+    assert "3 videos, 0 already classified, 3 to classify" in out
+    assert "2 done" in out and "1 ignored" in out
+    documents = stored()
+    assert {d["public_id"] for d in documents.values()} == {"bf/short", "bf/long"}
+    for document in documents.values():
+        assert (document["resource_type"], document["status"]) == ("video", "done")
+        assert len(document["frames"]) == 2
+    assert cli.main(["backfill", "--videos"]) == 0
+    assert "3 videos, 2 already classified, 1 to classify" in capsys.readouterr().out
