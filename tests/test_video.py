@@ -47,6 +47,10 @@ def test_frame_url_is_cloudinarys_documented_frame_delivery() -> None:
     )
     assert "/so_0.25,c_scale" in video.frame_url(url, 0.25)
     assert "/so_12," in video.frame_url(url, 12.0)
+    cname = "https://media.example.com/video/upload/v7/a/b.mov"
+    assert video.frame_url(cname, 1) == (
+        "https://media.example.com/video/upload/so_1,c_scale,w_224,h_224/v7/a/b.jpg"
+    )
     for odd in (
         "https://res.cloudinary.com/demo/video/upload/e_blur/v1/clips/surf.mp4",
         "https://res.cloudinary.com/demo/video/upload/v1/clips/surf.mp4?x=1",

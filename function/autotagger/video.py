@@ -34,8 +34,10 @@ RESOURCE_TYPE = "video"
 FRAME_TRANSFORMATION = "c_scale,w_224,h_224"
 FRAME_FORMAT = "jpg"
 MAX_ERROR_CHARS = 500
+# `/<cloud>/video/upload/v<version>/<public_id>.<ext>`; a CNAME may leave out the cloud name.
 _STANDARD_VIDEO_PATH = re.compile(
-    r"^/(?P<cloud>[^/]+)/video/upload/(?P<version>v\d+)/(?P<public_id>[^/][^?#]*)\.[A-Za-z0-9]+$"
+    r"^(?P<cloud>(?:/[^/]+)?)/video/upload/(?P<version>v\d+)/(?P<public_id>[^/][^?#]*)"
+    r"\.[A-Za-z0-9]+$"
 )
 # Frame downloads of all requests (up to VIDEO_FRAMES each); separate from the pipeline's
 # prefetch pool, whose threads wait on these.
@@ -96,14 +98,14 @@ def _seconds(offset: float) -> str:
 
 def frame_url(secure_url: str, offset: float) -> str:
     """The delivery URL of the 224x224 frame at `offset` s of the video at `secure_url` (a
-    standard delivery URL: `/<cloud>/video/upload/v<version>/<public_id>.<ext>`)."""
+    standard delivery URL, no transformation, query or signature); ImageError otherwise."""
     parts = urlsplit(secure_url)
     match = _STANDARD_VIDEO_PATH.match(parts.path)
     if match is None or parts.query or parts.fragment:
         raise ImageError(f"cannot derive frame URLs from {secure_url[:200]!r}")
     transformation = f"so_{_seconds(offset)},{FRAME_TRANSFORMATION}"
     path = (
-        f"/{match['cloud']}/video/upload/{transformation}/{match['version']}/"
+        f"{match['cloud']}/video/upload/{transformation}/{match['version']}/"
         f"{match['public_id']}.{FRAME_FORMAT}"
     )
     return urlunsplit(parts._replace(path=path))
