@@ -213,7 +213,7 @@ def report(data: dict[str, Any]) -> str:
         "| --- | ---: | --- | --- |",
         f"| warm end-to-end 8-frame video / bare forward of 8 frames | **{ratio:.2f}x** "
         f"({video:.0f} / {f8:.0f} ms) | ≤ {GOAL}x | {'yes' if ratio <= GOAL else '**no**'} |",
-        f"| frame fetch stage (8 frames, concurrent) / end to end | {fetch / video:.0%} "
+        f"| frame fetch stage (8 frames, concurrent) / end to end | {fetch / video:.1%} "
         f"({fetch:.0f} ms; the claim it overlaps: {claim:.0f} ms) | (report) | |",
         "| server stages of the video (median ms) | "
         + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
