@@ -319,7 +319,7 @@ def test_corrupt_video_fails_when_no_frame_decodes(
 
 
 def test_a_missing_frame_is_skipped_and_recorded_too_many_fail_the_video(
-    make_client, standin: CloudinaryStandin, stored, clip
+    make_client, real_model_env, standin: CloudinaryStandin, stored, clip
 ) -> None:
     client = make_client("on_upload")
     resource = standin.add_asset(clip, public_id="clips/holes", resource_type="video")
@@ -341,7 +341,7 @@ def test_a_missing_frame_is_skipped_and_recorded_too_many_fail_the_video(
 
 
 def test_frame_server_errors_are_retried_then_503_and_redelivery_classifies(
-    make_client, standin: CloudinaryStandin, stored, clip
+    make_client, real_model_env, standin: CloudinaryStandin, stored, clip
 ) -> None:
     client = make_client("on_upload")
     resource = standin.add_asset(clip, public_id="clips/flaky", resource_type="video")
@@ -356,7 +356,7 @@ def test_frame_server_errors_are_retried_then_503_and_redelivery_classifies(
 
 
 def test_duration_missing_from_the_message_comes_from_the_admin_api(
-    make_client, standin: CloudinaryStandin, clip
+    make_client, real_model_env, standin: CloudinaryStandin, clip
 ) -> None:
     client = make_client("on_upload", VIDEO_FRAMES="4")
     resource = standin.add_asset(clip, public_id="clips/queued", resource_type="video")
@@ -385,7 +385,7 @@ def test_audio_only_upload_is_ignored(make_client, standin: CloudinaryStandin, s
 
 
 def test_forwarded_video_upload_is_classified(
-    make_client, standin: CloudinaryStandin, stored, clip
+    make_client, real_model_env, standin: CloudinaryStandin, stored, clip
 ) -> None:
     env = {"ON_UPLOAD_URL": "http://127.0.0.1:8081", "ALLOWED_ORIGINS": "http://127.0.0.1:8080"}
     client = make_client("on_upload", VIDEO_FRAMES="2", **env)
