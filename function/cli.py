@@ -2,7 +2,7 @@
 
     python function/cli.py classify photo.jpg https://example.com/cat.png [--json]
     python function/cli.py results [--asset-id A | --public-id P | --label L] [--limit N] [--json]
-    python function/cli.py backfill [--prefix P] [--limit N] [--dry-run]
+    python function/cli.py backfill [--prefix P] [--limit N] [--dry-run] [--videos]
 
 Settings come from the environment, exactly as for the function (README, "Configuration");
 `classify` needs only MODEL_WEIGHTS, `results` Firestore, `backfill` also CLOUDINARY_URL.
@@ -314,10 +314,12 @@ class _Progress:
             self.stream.flush()
 
 
-def _pending(prefix: str | None, settings: Settings) -> tuple[int, int, list[webhook.Upload]]:
-    """(images listed, already classified, the uploads still to classify)."""
-    resources = list(cloudinary_client.list_images(prefix))
-    _say(f"checking {len(resources)} images against Firestore ...")
+def _pending(
+    prefix: str | None, settings: Settings, resource_type: str = "image"
+) -> tuple[int, int, list[webhook.Upload]]:
+    """(images or videos listed, already classified, the uploads still to classify)."""
+    resources = list(cloudinary_client.list_images(prefix, resource_type=resource_type))
+    _say(f"checking {len(resources)} {resource_type}s against Firestore ...")
     pending: list[webhook.Upload] = []
     already = 0
     for resource in resources:
@@ -348,12 +350,13 @@ def _classify_one(upload: webhook.Upload, settings: Settings) -> tuple[str, str]
 def cmd_backfill(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     cloudinary_client.require_account(settings)
     where = f" under {args.prefix!r}" if args.prefix else ""
-    _say(f"listing images{where} ...")
-    listed, already, pending = _pending(args.prefix, settings)
+    kind = "video" if args.videos else "image"
+    _say(f"listing {kind}s{where} ...")
+    listed, already, pending = _pending(args.prefix, settings, kind)
     todo = pending[: args.limit] if args.limit else pending
     limited = f" (--limit {args.limit} of {len(pending)})" if len(todo) < len(pending) else ""
     out.write(
-        f"{listed} images{where}, {already} already classified, {len(todo)} to classify{limited}\n"
+        f"{listed} {kind}s{where}, {already} already classified, {len(todo)} to classify{limited}\n"
     )
     if args.dry_run:
         for upload in todo:
@@ -466,6 +469,9 @@ def build_parser() -> _Parser:
         "--limit", type=_int_between(1, 10**9), help="classify at most N images this run"
     )
     backfill.add_argument("--dry-run", action="store_true", help="list, classify nothing")
+    backfill.add_argument(
+        "--videos", action="store_true", help="the account's videos instead of its images"
+    )
     backfill.set_defaults(func=cmd_backfill)
     return parser
 

@@ -11,9 +11,15 @@ One threaded WSGI server answers, in Cloudinary's documented formats:
 Point the real SDK at it with ``CLOUDINARY_URL=<standin.cloudinary_url>`` (it sets
 ``upload_prefix``); build delivery URLs with ``cname=standin.delivery_host, secure=False``.
 
+Video (and audio, which Cloudinary stores as ``video``) is probed with PyAV at upload:
+``duration``, ``width``/``height``, ``frame_rate`` and ``is_audio`` appear in upload responses,
+notifications and the Admin API; a delivery URL of a video with an image extension is a frame of
+it (``so_<seconds>``, else the middle frame, as Cloudinary's video thumbnails), decoded with PyAV
+at that time and transformed like an image.
+
 Deliberate deviations, all for a loopback test server: plain ``http`` everywhere (``secure_url``
-too); remote-URL uploads fetch loopback URLs only; video bytes are stored undecoded (no width or
-height); notifications are POSTed once, never retried; only the transformations listed in
+too); remote-URL uploads fetch loopback URLs only; a video PyAV cannot read is stored undecoded
+(no duration); notifications are POSTed once, never retried; only the transformations listed in
 ``_parse_transformation`` exist. Run ``python infra/local_cloudinary.py --port 8090`` for demos.
 """
 
@@ -72,6 +78,7 @@ _PIL_TO_FORMAT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GI
 _FORMAT_TO_PIL = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 _MIME = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 _VIDEO_EXTS = {"mp4", "mov", "webm", "avi", "mkv", "m4v", "ogv"}
+_AUDIO_EXTS = {"mp3", "wav", "m4a", "aac", "ogg", "oga", "flac", "opus"}
 _GRAVITY = {"center": (0.5, 0.5), "auto": (0.5, 0.5), "north": (0.5, 0.0), "south": (0.5, 1.0)}
 _GRAVITY.update(east=(1.0, 0.5), west=(0.0, 0.5), north_east=(1.0, 0.0), north_west=(0.0, 0.0))
 _GRAVITY.update(south_east=(1.0, 1.0), south_west=(0.0, 1.0))
@@ -92,7 +99,8 @@ _UPLOAD_API_PREFLIGHT = {
 _UPLOAD_NOTIFICATION_FIELDS = (
     "asset_id", "public_id", "version", "version_id", "width", "height", "format",
     "resource_type", "created_at", "tags", "context", "bytes", "type", "etag", "placeholder",
-    "url", "secure_url", "asset_folder", "display_name", "original_filename", "api_key",
+    "url", "secure_url", "asset_folder", "display_name", "is_audio", "frame_rate", "duration",
+    "original_filename", "api_key",
 )
 # fmt: on
 
@@ -230,6 +238,7 @@ def _parse_transformation(segments: Iterable[str]) -> list[dict[str, str]]:
                 "h": re.fullmatch(r"\d+(\.\d+)?", value) is not None,
                 "g": value in _GRAVITY,
                 "f": value in ("jpg", "jpeg", "png", "webp", "gif", "auto"),
+                "so": re.fullmatch(r"\d+(\.\d+)?", value) is not None,
                 "q": value in _QUALITY or (value.isdigit() and 1 <= int(value) <= 100),
             }.get(key, False)
             if not valid:
@@ -267,6 +276,65 @@ def _apply_step(img: Image.Image, step: Mapping[str, str]) -> Image.Image:
     elif h is None:
         h = round(height * w / width)
     return img.resize((max(1, w), max(1, h)), Image.Resampling.LANCZOS)
+
+
+@dataclass(frozen=True)
+class _Media:
+    """What PyAV reads from a video or audio file."""
+
+    duration: float | None
+    width: int | None
+    height: int | None
+    frame_rate: float | None
+    is_audio: bool
+    format: str | None = None
+
+
+def _probe_media(data: bytes) -> _Media | None:
+    """Duration, size and kind of a video/audio file, or None when PyAV cannot read it."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            videos, audios = container.streams.video, container.streams.audio
+            if not videos and not audios:
+                return None
+            names = container.format.name.split(",")
+            fmt = "mp4" if "mp4" in names else names[0]
+            duration = container.duration / av.time_base if container.duration else None
+            if not videos:
+                return _Media(duration, None, None, None, is_audio=True, format=fmt)
+            stream = videos[0]
+            if duration is None and stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            rate = float(stream.average_rate) if stream.average_rate else None
+            return _Media(duration, stream.width, stream.height, rate, is_audio=False, format=fmt)
+    except (av.FFmpegError, ValueError, OSError):
+        return None
+
+
+def _video_frame(data: bytes, at: float) -> Image.Image:
+    """The frame shown at `at` seconds (the last one for times past the end); ValueError if the
+    video cannot be decoded."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise ValueError("no video stream")
+            stream = container.streams.video[0]
+            if at > 0 and stream.time_base:
+                container.seek(int(at / stream.time_base), stream=stream)  # keyframe before `at`
+            chosen = None
+            for frame in container.decode(stream):
+                if chosen is not None and frame.time is not None and frame.time > at + 1e-6:
+                    break
+                chosen = frame
+            if chosen is None:
+                raise ValueError("no decodable frame")
+            return chosen.to_image()
+    except (av.FFmpegError, OSError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _render(data: bytes, steps: list[dict[str, str]], fmt: str) -> bytes:
@@ -328,6 +396,7 @@ class _Asset:
     display_name: str = ""
     original_filename: str = ""
     notification_url: str | None = None
+    media: _Media | None = None  # videos and audio
 
 
 class _Request(Request):
@@ -448,9 +517,15 @@ class CloudinaryStandin:
         probe = _probe_image(data) if resource_type == "image" else None
         if resource_type == "image" and probe is None:
             raise ValueError("Invalid image file")
-        fmt, width, height = probe or (format, None, None)
+        media = _probe_media(data) if resource_type == "video" else None
+        fmt, width, height = probe or (
+            format or (media.format if media else None),
+            media.width if media else None,
+            media.height if media else None,
+        )
         public_id = public_id or _random_id(20)
         asset = _Asset(public_id, resource_type, "upload", data, format or fmt, width, height)
+        asset.media = media
         asset.tags, asset.notification_url = _split(list(tags)), notification_url
         asset.original_filename = public_id.rsplit("/", 1)[-1]
         self._store(asset)
@@ -569,8 +644,22 @@ class CloudinaryStandin:
         # secure_url is plain http on purpose: the stand-in serves no TLS.
         body.update(placeholder=False, url=url, secure_url=url)
         body.update(asset_folder=a.asset_folder, display_name=a.display_name)
+        body.update(self._media_json(a))
         body.update(extra)
         body.update(original_filename=a.original_filename, api_key=self.api_key)
+        return body
+
+    @staticmethod
+    def _media_json(a: _Asset) -> JsonDict:
+        """Video fields of upload responses and resources (``is_audio`` for audio files)."""
+        if a.resource_type != "video":
+            return {}
+        media = a.media
+        body: JsonDict = {"is_audio": bool(media and media.is_audio)}
+        if media and media.frame_rate:
+            body["frame_rate"] = round(media.frame_rate, 3)
+        if media and media.duration is not None:
+            body["duration"] = round(media.duration, 6)
         return body
 
     def _resource_json(self, a: _Asset, tags: bool = True, context: bool = False) -> JsonDict:
@@ -584,6 +673,7 @@ class CloudinaryStandin:
             body.update(width=a.width, height=a.height)
         url = self._delivery_url(a)
         body.update(asset_folder=a.asset_folder, display_name=a.display_name)
+        body.update(self._media_json(a))
         body.update(url=url, secure_url=url)
         if tags:
             body["tags"] = list(a.tags)
@@ -851,11 +941,13 @@ class CloudinaryStandin:
         if resource_type == "image" and probe is None:
             raise _Fail(400, "Invalid image file")
         if resource_type == "auto":
-            resource_type = "image" if probe else "video" if ext in _VIDEO_EXTS else "raw"
+            media_exts = _VIDEO_EXTS | _AUDIO_EXTS
+            resource_type = "image" if probe else "video" if ext in media_exts else "raw"
+        media = _probe_media(data) if resource_type == "video" else None
         fmt, width, height = probe or (
             (ext or None) if resource_type == "video" else None,
-            None,
-            None,
+            media.width if media else None,
+            media.height if media else None,
         )
         allowed_formats = _split(options.get("allowed_formats"))
         if allowed_formats and (fmt or ext) not in allowed_formats:
@@ -879,7 +971,9 @@ class CloudinaryStandin:
             existing = self._assets.get((resource_type, type_, public_id))
             if existing is not None and not _flag(options.get("overwrite"), default=signed):
                 return _json(self._upload_json(existing, existing=True))
-            asset = _Asset(public_id, resource_type, type_, data, fmt, width, height, tags=tags)
+            asset = _Asset(
+                public_id, resource_type, type_, data, fmt, width, height, tags=tags, media=media
+            )
             asset.context = _parse_context(options.get("context"))
             asset.asset_folder = str(options.get("asset_folder") or folder)
             asset.display_name = str(options.get("display_name") or "")
@@ -1063,6 +1157,8 @@ class CloudinaryStandin:
             steps = _parse_transformation(transformation)
         except ValueError as exc:
             raise _Fail(400, f"Invalid transformation component - {exc}", delivery=True) from None
+        if asset.resource_type == "video" and ext in _FORMAT_TO_PIL and ext != asset.format:
+            return self._deliver_frame(asset, steps, ext)
         if asset.resource_type != "image" or asset.format not in _FORMAT_TO_PIL:
             if steps or (ext and ext != asset.format):
                 message = f"Transformations are not supported for {asset.public_id}"
@@ -1077,6 +1173,24 @@ class CloudinaryStandin:
             data = asset.data
         else:
             data = _render(asset.data, steps, fmt)
+        headers = {"ETag": f'"{hashlib.md5(data).hexdigest()}"'}
+        return Response(data, 200, headers, content_type=_MIME.get(fmt, f"image/{fmt}"))
+
+    def _deliver_frame(self, asset: _Asset, steps: list[dict[str, str]], ext: str) -> Response:
+        """A video's frame as an image: at ``so_<seconds>`` (else the middle), transformed."""
+        offsets = [float(step["so"]) for step in steps if "so" in step]
+        duration = asset.media.duration if asset.media else None
+        at = offsets[-1] if offsets else (duration or 0.0) / 2
+        try:
+            frame = _video_frame(asset.data, at)
+        except ValueError as exc:
+            raise _Fail(400, f"Video could not be decoded - {exc}", delivery=True) from None
+        still = io.BytesIO()
+        frame.save(still, "PNG")
+        rest = [kept for step in steps if (kept := {k: v for k, v in step.items() if k != "so"})]
+        forced = [s["f"] for s in rest if s.get("f") not in (None, "auto")]
+        fmt = (forced[-1] if forced else ext).replace("jpeg", "jpg")
+        data = _render(still.getvalue(), rest, fmt)
         headers = {"ETag": f'"{hashlib.md5(data).hexdigest()}"'}
         return Response(data, 200, headers, content_type=_MIME.get(fmt, f"image/{fmt}"))
 

@@ -60,6 +60,8 @@ def notification_from(resource: dict[str, Any], name: str = "upload_notification
         "resource_type",
         "type",
         "bytes",
+        "duration",
+        "is_audio",
         "etag",
         "url",
         "secure_url",

@@ -48,7 +48,7 @@ def test_signed_malformed_json_is_400(make_client, standin: CloudinaryStandin, s
 
 
 @pytest.mark.parametrize(
-    "name", ["video_upload_notification.json", "resource_tags_changed_notification.json"]
+    "name", ["audio_upload_notification.json", "resource_tags_changed_notification.json"]
 )
 def test_other_notifications_are_ignored_with_2xx(
     make_client, standin: CloudinaryStandin, stored, name: str
@@ -68,7 +68,7 @@ def test_other_notifications_are_ignored_with_2xx(
 def test_sha256_account(make_client, standin: CloudinaryStandin, monkeypatch) -> None:
     url = standin.cloudinary_url + "&signature_algorithm=sha256"
     client = make_client("on_upload", CLOUDINARY_URL=url)
-    body = json.dumps(load_payload("video_upload_notification.json")).encode()
+    body = json.dumps(load_payload("audio_upload_notification.json")).encode()
     assert _post(client, body, sign_body(body, standin.api_secret, "sha256")).status_code == 200
     assert _post(client, body, sign_body(body, standin.api_secret, "sha1")).status_code == 401
 

@@ -353,8 +353,11 @@ def test_forward_of_a_missing_asset_or_non_image(make_client, standin, stored) -
     assert response.status_code == 400
     assert "not found" in response.get_json()["error"]
     video = client.post("/forward", json={**body, "resource_type": "video"})
-    assert video.status_code == 200
-    assert video.get_json()["status"] == "ignored"
+    assert video.status_code == 400
+    assert "not found" in video.get_json()["error"]
+    raw = client.post("/forward", json={**body, "resource_type": "raw"})
+    assert raw.status_code == 200
+    assert raw.get_json()["status"] == "ignored"
     assert stored() == {}
 
 

@@ -83,7 +83,7 @@ def test_upload_is_parsed() -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("video_upload_notification.json", "not an image"),
+        ("audio_upload_notification.json", "audio-only"),
         ("resource_tags_changed_notification.json", "not an upload"),
     ],
 )

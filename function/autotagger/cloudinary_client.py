@@ -194,13 +194,16 @@ def resource(public_id: str, resource_type: str = "image", delivery_type: str = 
     )
 
 
-def list_images(prefix: str | None = None, page_size: int = 500) -> Iterator[dict[str, Any]]:
-    """Every image of delivery type `upload` (under `prefix`), through the Admin API's pages."""
+def list_images(
+    prefix: str | None = None, page_size: int = 500, resource_type: str = "image"
+) -> Iterator[dict[str, Any]]:
+    """Every image (or video) of delivery type `upload` (under `prefix`), through the Admin
+    API's pages."""
     cursor: str | None = None
     while True:
         options: dict[str, Any] = {
             "type": "upload",
-            "resource_type": "image",
+            "resource_type": resource_type,
             "max_results": page_size,
         }
         if prefix:

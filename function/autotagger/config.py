@@ -63,6 +63,9 @@ class Settings:
     download_rendition: bool = True
     # Local Cloudinary (`make run` without an account): the page uploads to its Upload API.
     local_cloudinary: bool = False
+    # Video uploads (autotagger/video.py): frames sampled per video, longest video classified.
+    video_frames: int = 8
+    max_video_seconds: int = 3600
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -302,4 +305,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         download_rendition=_flag(env, "DOWNLOAD_RENDITION", True),
         # Local Cloudinary
         local_cloudinary=_local_cloudinary(env, account),
+        # Video uploads.
+        video_frames=_int(env, "VIDEO_FRAMES", 8, 1, 32),
+        max_video_seconds=_int(env, "MAX_VIDEO_SECONDS", 3600, 1, 86400),
     )

@@ -123,15 +123,17 @@ def handle(payload: dict[str, Any], settings: Settings, account: CloudinaryAccou
     """
     forward = parse_forward(payload)
     verify(forward, account)
-    if forward.resource_type != "image":
-        reason = f"resource_type {forward.resource_type!r} is not an image"
+    if forward.resource_type not in ("image", "video"):
+        reason = f"resource_type {forward.resource_type!r} is not an image or a video"
         logs.info("forward ignored", reason=reason, public_id=forward.public_id)
         return {"status": "ignored", "reason": reason}
     known = _already_classified(forward, settings)
     if known is not None:  # the webhook was first (or a replay): no Admin API call needed
         return {**pipeline.to_public(known), "duplicate": True}
     try:
-        resource = cloudinary_client.resource(forward.public_id, "image", forward.type)
+        resource = cloudinary_client.resource(
+            forward.public_id, forward.resource_type, forward.type
+        )
     except ImageError as exc:
         raise BadRequest(f"asset {forward.public_id!r} not found in Cloudinary") from exc
     upload = webhook.upload_from_resource(dict(resource))

@@ -1,4 +1,8 @@
-"""The classification pipeline: claim (download + decode alongside) -> predict -> tag -> store."""
+"""The classification pipeline: claim (download + decode alongside) -> predict -> tag -> store.
+
+Videos take the same path (same claim, one document) with `video.py`'s frame fetch and
+classification in place of the image's.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model, store
+from autotagger import cloudinary_client, imaging, logs, model, store, video
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
@@ -29,6 +33,10 @@ PUBLIC_FIELDS = (
     "error",
     "created_at",
     "updated_at",
+    # videos (resource_type is set on every document)
+    "resource_type",
+    "duration",
+    "frames",
 )
 
 
@@ -91,9 +99,15 @@ def _classify(
 
 
 def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
-    """Classify one image upload exactly once; return the public record (plus `duplicate`)."""
+    """Classify one image or video upload exactly once; return the public record (plus
+    `duplicate`)."""
+    upload = video.complete(upload)
+    if (reason := video.ignore_reason(upload)) is not None:
+        logs.info("upload ignored", asset_id=upload.asset_id, reason=reason)
+        return {"status": "ignored", "reason": reason}
     timings = Timings()
-    fetched = _prefetch.submit(_fetch, upload, settings, timings)  # used only if claimed
+    fetch: Any = video.fetch_frames if video.is_video(upload) else _fetch
+    fetched = _prefetch.submit(fetch, upload, settings, timings)  # used only if claimed
     with timings.stage("claim"):
         claim = store.claim(settings, upload)
     if claim.state == "duplicate":
@@ -112,9 +126,14 @@ def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
         "version": upload.version,
         "secure_url": upload.secure_url,
         "created_at": claim.created_at,
+        "resource_type": upload.resource_type,
+        "duration": upload.duration if video.is_video(upload) else None,
     }
     try:
-        result = _classify(upload, settings, timings, fetched)
+        if video.is_video(upload):
+            result = video.classify(settings, timings, fetched)
+        else:
+            result = _classify(upload, settings, timings, fetched)
         with timings.stage("tags"):
             cloudinary_client.write_tags(
                 upload.public_id,

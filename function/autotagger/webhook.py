@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -39,11 +40,13 @@ class Upload:
     bytes: int | None = None
     width: int | None = None
     height: int | None = None
+    duration: float | None = None  # seconds, videos only
+    is_audio: bool = False  # an audio file (Cloudinary stores audio as resource_type video)
 
 
 @dataclass(frozen=True)
 class Ignored:
-    """A notification we answer 2xx without classifying (not an upload, not an image)."""
+    """A notification we answer 2xx without classifying (not an upload, not an image/video)."""
 
     reason: str
     notification_type: str | None = None
@@ -110,6 +113,13 @@ def _optional_int(payload: dict[str, Any], name: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _optional_seconds(payload: dict[str, Any], name: str) -> float | None:
+    value = payload.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
 def _version(value: Any) -> int:
     if isinstance(value, bool):
         raise BadRequest("notification field 'version' must be an integer")
@@ -144,11 +154,14 @@ def upload_from_resource(payload: dict[str, Any]) -> Upload:
         bytes=_optional_int(payload, "bytes"),
         width=_optional_int(payload, "width"),
         height=_optional_int(payload, "height"),
+        duration=_optional_seconds(payload, "duration"),
+        is_audio=payload.get("is_audio") is True,
     )
 
 
 def parse_notification(payload: dict[str, Any]) -> Upload | Ignored:
-    """Classify a verified notification: an image upload to process, or something to ignore."""
+    """Classify a verified notification: an image or video upload to process, or something to
+    ignore (other notification types, raw files, audio-only uploads)."""
     notification_type = payload.get("notification_type")
     if not isinstance(notification_type, str):
         raise BadRequest("notification field 'notification_type' must be a string")
@@ -157,6 +170,10 @@ def parse_notification(payload: dict[str, Any]) -> Upload | Ignored:
             f"notification_type {notification_type!r} is not an upload", notification_type
         )
     resource_type = _field(payload, "resource_type")
-    if resource_type != "image":
-        return Ignored(f"resource_type {resource_type!r} is not an image", notification_type)
+    if resource_type not in ("image", "video"):
+        return Ignored(
+            f"resource_type {resource_type!r} is not an image or a video", notification_type
+        )
+    if payload.get("is_audio") is True:
+        return Ignored("audio-only upload (is_audio): no frames to classify", notification_type)
     return upload_from_resource(payload)

@@ -13,6 +13,7 @@
   const MAX_CHIPS = 12;
   const PREVIEW = "c_limit,w_1200,h_1200,q_auto,f_auto";
   const THUMB = "c_fill,g_auto,w_480,h_360,q_auto,f_auto";
+  const FRAME_THUMB = "c_fill,w_160,h_120,q_auto,f_auto";
 
   const el = {
     button: $("upload-button"),
@@ -28,6 +29,8 @@
     predictions: $("current-predictions"),
     tagsBlock: $("current-tags-block"),
     tags: $("current-tags"),
+    framesBlock: $("current-frames-block"),
+    frames: $("current-frames"),
     meta: $("current-meta"),
     actions: $("current-actions"),
     checkAgain: $("check-again"),
@@ -95,6 +98,103 @@
     return `${safe.slice(0, at + marker.length)}${transformation}/${rest}`;
   }
 
+  // -- videos: Cloudinary delivers any moment of a video as an image (so_<seconds> + .jpg) ------
+
+  function isVideo(record) {
+    return Boolean(record) && record.resource_type === "video" && !record.is_audio;
+  }
+
+  // `…/video/upload/v<version>/<id>.<ext>` -> `…/video/upload/so_<t>,<transformation>/v<version>/<id>.jpg`
+  // (no so_ when `offset` is unknown: Cloudinary then picks the middle frame).
+  function videoFrameUrl(url, offset, transformation) {
+    const safe = safeUrl(url);
+    if (!safe) return null;
+    const marker = "/video/upload/";
+    const at = safe.indexOf(marker);
+    if (at < 0) return null;
+    const match = /^(v\d+\/[^?#]+)\.[A-Za-z0-9]+$/.exec(safe.slice(at + marker.length));
+    if (!match) return null;
+    const seconds = Number(offset);
+    const parts = [];
+    if (offset !== null && offset !== undefined && Number.isFinite(seconds) && seconds >= 0) {
+      parts.push(`so_${Number(seconds.toFixed(2))}`);
+    }
+    if (transformation) parts.push(transformation);
+    const prefix = parts.length ? `${parts.join(",")}/` : "";
+    return `${safe.slice(0, at + marker.length)}${prefix}${match[1]}.jpg`;
+  }
+
+  // The poster: the middle sampled frame (or the middle of the video).
+  function videoPosterUrl(record, transformation) {
+    const frames = Array.isArray(record.frames) ? record.frames : [];
+    const middle = frames.length ? frames[Math.floor(frames.length / 2)].offset : null;
+    const duration = Number(record.duration);
+    const offset = middle !== null ? middle : Number.isFinite(duration) ? duration / 2 : null;
+    return videoFrameUrl(record.secure_url, offset, transformation);
+  }
+
+  // An image's rendition, or a video's poster frame.
+  function mediaUrl(record, transformation) {
+    return isVideo(record)
+      ? videoPosterUrl(record, transformation)
+      : deliveryUrl(record.secure_url, transformation);
+  }
+
+  function clock(value) {
+    const total = Math.max(0, Number(value) || 0);
+    const minutes = Math.floor(total / 60);
+    const rest = total - minutes * 60;
+    const secondsText = rest.toFixed(rest % 1 ? 2 : 0).replace(/\.?0+$/, "") || "0";
+    return `${minutes}:${rest < 10 ? "0" : ""}${secondsText}`;
+  }
+
+  function clearFrameStrip() {
+    el.frames.replaceChildren();
+    el.framesBlock.hidden = true;
+  }
+
+  // The sampled frames of a video, each with its time and top-1 label (or why it was skipped).
+  function renderFrameStrip(record) {
+    clearFrameStrip();
+    const frames = Array.isArray(record.frames) ? record.frames : [];
+    if (!isVideo(record) || !frames.length) return;
+    for (const frame of frames) {
+      const item = node("li", frame.error ? "frame frame-skipped" : "frame");
+      const media = node("div", "frame-media");
+      const url = videoFrameUrl(record.secure_url, frame.offset, FRAME_THUMB);
+      if (url) {
+        const image = node("img");
+        image.loading = "lazy";
+        image.decoding = "async";
+        image.alt = frame.error ? "" : `Frame at ${clock(frame.offset)}`;
+        image.addEventListener("error", () => {
+          image.hidden = true;
+        });
+        image.src = url;
+        media.append(image);
+      }
+      const caption = node("div", "frame-caption");
+      caption.append(node("span", "frame-time", clock(frame.offset)));
+      if (frame.error) {
+        const skipped = node("span", "frame-label", "skipped");
+        skipped.title = String(frame.error);
+        caption.append(skipped);
+      } else {
+        const label = node("span", "frame-label", humanLabel(frame.label));
+        label.title = String(frame.label || "");
+        caption.append(label, node("span", "frame-score", percent(frame.score)));
+      }
+      item.append(media, caption);
+      el.frames.append(item);
+    }
+    el.framesBlock.hidden = false;
+  }
+
+  function videoBadge(record) {
+    const text = Number.isFinite(Number(record.duration)) ? `Video · ${clock(Math.round(record.duration))}` : "Video";
+    return node("span", "card-badge", text);
+  }
+
   const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
 
   function ago(iso) {
@@ -152,6 +252,7 @@
     el.predictions.replaceChildren();
     el.tags.replaceChildren();
     el.tagsBlock.hidden = true;
+    clearFrameStrip();
     el.meta.replaceChildren();
     el.meta.hidden = true;
     el.actions.hidden = true;
@@ -225,19 +326,22 @@
   }
 
   function renderRecord(record) {
-    showImage(deliveryUrl(record.secure_url, PREVIEW), humanLabel(record.label) || record.public_id);
+    showImage(mediaUrl(record, PREVIEW), humanLabel(record.label) || record.public_id);
     if (record.status === "done") {
       setState("done", humanLabel(record.label), `${percent(record.score)} confidence`);
       renderPredictions(record.predictions);
       for (const tag of record.tags || []) el.tags.append(node("li", "tag", tag));
       el.tagsBlock.hidden = !(record.tags || []).length;
+      renderFrameStrip(record);
     } else if (record.status === "failed") {
-      setState("failed", "Couldn't classify this image", record.error || "No reason was recorded.");
+      const what = isVideo(record) ? "video" : "image";
+      setState("failed", `Couldn't classify this ${what}`, record.error || "No reason was recorded.");
     } else {
       setState("classifying", "Classifying…", "The model is looking at this photo.");
       renderSkeleton();
     }
     addMeta("Public ID", record.public_id, true);
+    if (isVideo(record)) addMeta("Duration", clock(record.duration));
     addMeta("Model", record.model);
     addMeta("Time", record.timings ? seconds(record.timings.total) : null);
     if (record.created_at) addMeta("Uploaded", new Date(record.created_at).toLocaleString());
@@ -354,18 +458,20 @@
     uploading = false;
     const token = ++run;
     if (!info || typeof info !== "object") return;
-    if (info.resource_type && info.resource_type !== "image") {
+    if (info.resource_type && info.resource_type !== "image" && !isVideo(info)) {
       showImage(null);
+      const kind = info.is_audio ? "audio" : info.resource_type;
       setState(
         "not-image",
         "That's not an image",
-        `Cloudinary stored this file as ${info.resource_type}; only images can be classified.`,
+        `Cloudinary stored this file as ${kind}; only images and videos can be classified.`,
       );
       addMeta("Public ID", info.public_id, true);
       return;
     }
-    showImage(deliveryUrl(info.secure_url, PREVIEW), info.original_filename || info.public_id);
-    setState("classifying", "Classifying…", "Uploaded. The model is looking at your photo.");
+    showImage(mediaUrl(info, PREVIEW), info.original_filename || info.public_id);
+    const looking = isVideo(info) ? "frames of your video" : "your photo";
+    setState("classifying", "Classifying…", `Uploaded. The model is looking at ${looking}.`);
     renderSkeleton();
     addMeta("Public ID", info.public_id, true);
     track(info, token, forwardUpload(info));
@@ -434,8 +540,8 @@
         sources: ["local", "camera"],
         multiple: false,
         maxFiles: 1,
-        resourceType: "image",
-        clientAllowedFormats: ["image"],
+        resourceType: "auto",
+        clientAllowedFormats: ["image", "video"],
         maxImageFileSize: config.maxImageBytes || undefined,
         showAdvancedOptions: false,
         cropping: false,
@@ -590,7 +696,8 @@
     button.type = "button";
     button.dataset.status = record.status || "";
     const media = node("div", "card-media");
-    const url = deliveryUrl(record.secure_url, THUMB);
+    const url = mediaUrl(record, THUMB);
+    if (isVideo(record)) media.append(videoBadge(record));
     if (url) {
       const image = node("img");
       image.loading = "lazy";

@@ -19,6 +19,14 @@
     return bytes;
   }
 
+  // resourceType "auto": videos (and audio, which Cloudinary stores as video) go to the video
+  // endpoint, anything else to the image endpoint. (The real widget refuses files outside
+  // clientAllowedFormats before uploading; the image endpoint's "Invalid image file" stands in.)
+  function endpointFor(resourceType, mime) {
+    if (resourceType !== "auto") return resourceType;
+    return /^(video|audio)\//.test(mime || "") ? "video" : "image";
+  }
+
   function createUploadWidget(options, callback) {
     let showing = false;
     let destroyed = false;
@@ -41,7 +49,7 @@
       form.append("file", blob, file.name);
       form.append("upload_preset", options.uploadPreset);
       if (file.publicId) form.append("public_id", file.publicId);
-      const resourceType = options.resourceType || "auto";
+      const resourceType = endpointFor(options.resourceType || "auto", file.type);
       const url = `${settings.uploadUrl}/v1_1/${options.cloudName}/${resourceType}/upload`;
       let response;
       let body;
