@@ -284,6 +284,9 @@ def run() -> int:
     # The page forwards the widget's signed result to on_upload (no tunnel needed locally).
     env.setdefault("ON_UPLOAD_URL", f"http://127.0.0.1:{ON_UPLOAD_PORT}")
     env.setdefault("ALLOWED_ORIGINS", f"http://127.0.0.1:{RESULTS_PORT}")
+    if not env.get("RESULTS_ACCESS"):  # loopback only: anyone who can reach it is on this machine
+        env["RESULTS_ACCESS"] = "public"
+        print("RESULTS_ACCESS=public on loopback: listings need no key (deploys are private)")
     if not env.get("MODEL_WEIGHTS"):
         print("MODEL_WEIGHTS is not set: using VGG16 with seeded random weights (labels are")
         print("meaningless). Set MODEL_WEIGHTS=imagenet (or an artifact) for real labels.")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import flask
 
+from autotagger import access
 from autotagger.config import Settings, is_loopback, origin_of
 from autotagger.forward import FORWARD_PATH
 
@@ -55,6 +56,7 @@ def public_config(settings: Settings) -> dict[str, Any]:
         "resultsApi": "/api/results",
         "pollTimeoutS": POLL_TIMEOUT_S,
         "maxImageBytes": settings.max_image_bytes,
+        **access.page_config(settings),
     }
 
 
@@ -164,7 +166,7 @@ def preflight(origin: str | None, methods: Iterable[str], settings: Settings) ->
         {
             "Access-Control-Allow-Origin": allowed,
             "Access-Control-Allow-Methods": ", ".join([*methods, "OPTIONS"]),
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
             "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
         }
     )
