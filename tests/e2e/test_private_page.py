@@ -53,7 +53,11 @@ def _seed_others(base_env: dict[str, str]) -> None:
 
 def _record_requests(page: Page) -> list[Request]:
     seen: list[Request] = []
-    page.context.on("request", lambda request: seen.append(request))
+
+    def record(request: Request) -> None:  # a plain function: Playwright tags its handlers
+        seen.append(request)
+
+    page.context.on("request", record)
     return seen
 
 
