@@ -63,7 +63,7 @@ def _record_requests(page: Page) -> list[Request]:
 
 def _unlock(page: Page, key: str) -> None:
     page.locator("#access-key").fill(key)
-    page.get_by_role("button", name="Unlock").click()
+    page.get_by_role("button", name="Unlock", exact=True).click()
 
 
 def _storage(page: Page) -> str:
@@ -121,7 +121,7 @@ def test_private_page_own_uploads_then_the_gallery_with_the_key(
     _unlock(page, TOKEN)
     expect(cards).to_have_count(3)
     expect(page.locator("#access-message")).to_be_hidden()
-    expect(page.get_by_role("button", name="Lock")).to_be_visible()
+    expect(page.get_by_role("button", name="Lock", exact=True)).to_be_visible()
     filters = page.locator("#filters")
     expect(filters).to_be_visible()
     filters.get_by_role("button", name="goldfish").click()
@@ -139,7 +139,7 @@ def test_private_page_own_uploads_then_the_gallery_with_the_key(
     expect(other_tab.locator("#gallery-grid .card-id")).to_have_text([mine["public_id"]])
 
     # locking forgets the key; reloading still shows this browser's own upload
-    page.get_by_role("button", name="Lock").click()
+    page.get_by_role("button", name="Lock", exact=True).click()
     expect(cards).to_have_count(1)
     assert TOKEN not in _storage(page)
     page.reload()
@@ -177,7 +177,7 @@ def test_signed_upload_needs_the_key_and_the_servers_signature(
     assert standin._assets == {}
 
     _unlock(page, TOKEN)
-    expect(page.get_by_role("button", name="Lock")).to_be_visible()
+    expect(page.get_by_role("button", name="Lock", exact=True)).to_be_visible()
     harness.upload(picture(2), name="forest.jpg")
     harness.wait_for("done")
     record = _only([r for r in servers_api(servers) if r["public_id"].startswith("team/")])
@@ -210,6 +210,7 @@ def test_signed_upload_needs_the_key_and_the_servers_signature(
     expect(other_tab.locator("#gallery-grid .card-id")).to_have_text([record["public_id"]])
 
     _assert_key_stays_in_the_header(requests, [page, other_tab])
+    assert standin.api_secret not in page.content()  # every byte served: tests/test_access.py
     harness.assert_clean(allowed_error_urls=(f"{servers.results}/api/sign-upload",))
 
 
