@@ -218,6 +218,16 @@ def test_the_token_is_never_logged(make_client, seeded, capfd) -> None:
     assert TOKEN not in logged and wrong not in logged  # ... without any key
 
 
+def test_cli_results_is_unaffected(seeded, monkeypatch, capsys) -> None:
+    import cli
+
+    monkeypatch.setenv("RESULTS_ACCESS", "private")  # no RESULTS_TOKEN: the CLI needs none
+    assert cli.main(["results", "--json"]) == 0
+    assert [r["asset_id"] for r in json.loads(capsys.readouterr().out)["results"]] == seeded
+    assert cli.main(["results", "--label", "tabby", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 2
+
+
 def test_preflight_allows_the_authorization_header(make_client) -> None:
     client = make_client("results", **PRIVATE, ALLOWED_ORIGINS="https://photos.example.com")
     response = client.options(
