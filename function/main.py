@@ -20,7 +20,17 @@ from typing import Any
 import flask
 import functions_framework
 
-from autotagger import cloudinary_client, config, forward, logs, page, pipeline, store, webhook
+from autotagger import (
+    access,
+    cloudinary_client,
+    config,
+    forward,
+    logs,
+    page,
+    pipeline,
+    store,
+    webhook,
+)
 from autotagger.errors import (
     AutotaggerError,
     BadRequest,
@@ -49,6 +59,7 @@ def _load_settings() -> config.Settings:
 
 
 SETTINGS = _load_settings()
+FORWARD_BUDGET = access.ForwardBudget(SETTINGS.forward_budget_per_min)
 
 
 def _json(body: Any, status: int = 200) -> flask.Response:
@@ -70,7 +81,9 @@ def _errors_as_json(handler: Callable[[flask.Request], flask.Response]) -> Any:
         except AutotaggerError as exc:
             severity = "ERROR" if exc.status >= 500 else "WARNING"
             logs.log(severity, f"{handler.__name__}: {exc.message}", status=exc.status)
-            return _json({"error": exc.message}, exc.status)
+            response = _json({"error": exc.message}, exc.status)
+            response.headers.update(exc.headers)
+            return response
         except Exception as exc:
             logs.error(
                 f"{handler.__name__}: unhandled {type(exc).__name__}",
@@ -121,7 +134,7 @@ def on_upload(request: flask.Request) -> flask.Response:
     account = cloudinary_client.require_account(SETTINGS)
     body = _read_body(request, SETTINGS.max_body_bytes)
     if forward.is_forward(request.path):
-        return _json(forward.handle(webhook.parse_json(body), SETTINGS, account))
+        return _json(forward.handle(webhook.parse_json(body), SETTINGS, account, FORWARD_BUDGET))
     webhook.verify_signature(
         body,
         request.headers.get("X-Cld-Timestamp"),
@@ -162,7 +175,10 @@ def _results_query(args: Any) -> tuple[str | None, str | None, int]:
 @_cors(("GET", "HEAD"), lambda path: path.startswith("/api/"))
 @_errors_as_json
 def results(request: flask.Request) -> flask.Response:
-    """The upload page and its static files, plus the read-only query API."""
+    """The upload page and its static files, the query API, and upload signatures."""
+    if request.method == "POST" and request.path.rstrip("/") == access.SIGN_UPLOAD_PATH:
+        body = webhook.parse_json(_read_body(request, access.MAX_SIGN_BODY_BYTES))
+        return _json(access.sign_upload(body, request.headers.get("Authorization"), SETTINGS))
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed("results is read-only: use GET")
     path = request.path.rstrip("/") or "/"
@@ -176,6 +192,7 @@ def results(request: flask.Request) -> flask.Response:
         return _json({"status": "ok"})
     if path != "/api/results":
         return _json({"error": f"no such path: {request.path}"}, 404)
+    access.check_listing(request.args, request.headers.get("Authorization"), SETTINGS)
     field, value, limit = _results_query(request.args)
     if field == "asset_id":
         found = store.get(SETTINGS, value or "")

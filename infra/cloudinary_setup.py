@@ -1,10 +1,14 @@
-"""Create or update the unsigned upload preset the page uploads with (Cloudinary Admin API).
+"""Create or update the upload preset the page uploads with (Cloudinary Admin API).
 
     CLOUDINARY_URL=cloudinary://KEY:SECRET@CLOUD python infra/cloudinary_setup.py \\
         --notification-url https://autotagger-on-upload-HASH.a.run.app \\
-        [--preset NAME] [--folder FOLDER] [--max-file-size BYTES] [--dry-run]
+        [--preset NAME] [--mode signed|unsigned] [--folder FOLDER] [--max-file-size BYTES]
+        [--dry-run]
 
-The preset (name: --preset, else CLOUDINARY_UPLOAD_PRESET, else "autotagger") is unsigned, stores
+--mode is the function's UPLOAD_MODE (default: $UPLOAD_MODE, else signed, or unsigned when
+RESULTS_ACCESS=public): a signed preset accepts only uploads signed by `results`
+(`POST /api/sign-upload`, for the access key only); an unsigned one accepts any upload.
+The preset (name: --preset, else CLOUDINARY_UPLOAD_PRESET, else "autotagger") stores
 uploads under --folder, accepts only the image formats the function decodes, refuses files over
 --max-file-size (default: the function's MAX_IMAGE_BYTES default, 25 MiB) and sends the upload
 notification to --notification-url (the `on_upload` webhook). Without --notification-url the
@@ -52,10 +56,12 @@ class SetupError(Exception):
         self.code = code
 
 
-def desired_fields(folder: str, max_file_size: int, notification_url: str | None) -> dict[str, Any]:
+def desired_fields(
+    folder: str, max_file_size: int, notification_url: str | None, unsigned: bool = True
+) -> dict[str, Any]:
     """The managed fields, as they should be; a field left out is not managed."""
     fields: dict[str, Any] = {
-        "unsigned": True,
+        "unsigned": unsigned,
         "allowed_formats": list(ALLOWED_FORMATS),
         "max_file_size": max_file_size,
     }
@@ -150,6 +156,14 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+def _mode(args: argparse.Namespace) -> str:
+    """--mode, else the function's own rule (UPLOAD_MODE, else by RESULTS_ACCESS)."""
+    try:
+        return str(args.mode or config.upload_mode(os.environ))
+    except ConfigError as exc:
+        raise SetupError(exc.message, 2) from None
+
+
 def run(args: argparse.Namespace) -> int:
     raw_url = os.environ.get("CLOUDINARY_URL", "").strip()
     if not raw_url:
@@ -165,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_file_size < 1:
         raise SetupError("--max-file-size must be a positive number of bytes", 2)
     notification_url = _check_url(args.notification_url) if args.notification_url else None
-    desired = desired_fields(args.folder, args.max_file_size, notification_url)
+    desired = desired_fields(
+        args.folder, args.max_file_size, notification_url, unsigned=_mode(args) == "unsigned"
+    )
 
     existing = fetch(name)
     changes = diff(current_fields(existing), desired)
@@ -209,14 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--folder",
-        default=DEFAULT_FOLDER,
-        help=f"folder for uploads ('' = none) [{DEFAULT_FOLDER}]",
+        default=os.environ.get("UPLOAD_FOLDER", "").strip().strip("/") or DEFAULT_FOLDER,
+        help=f"folder for uploads ('' = none) [$UPLOAD_FOLDER or {DEFAULT_FOLDER}]",
     )
     parser.add_argument(
         "--max-file-size",
         type=int,
         default=DEFAULT_MAX_FILE_SIZE,
         help=f"largest upload in bytes [{DEFAULT_MAX_FILE_SIZE}]",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=config.UPLOAD_MODES,
+        help="signed or unsigned preset [$UPLOAD_MODE; signed unless RESULTS_ACCESS=public]",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
     args = parser.parse_args(argv)

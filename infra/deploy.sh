@@ -34,6 +34,12 @@ Environment (defaults in brackets):
   CLOUDINARY_DELIVERY_HOSTS, MODEL_PRECISION, MODEL_MAX_BATCH, DOWNLOAD_RENDITION,
   WEBHOOK_MAX_AGE_S, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, DOWNLOAD_TIMEOUT_S,
   CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS  passed to on_upload only when set
+  RESULTS_ACCESS        private (listings need the access key) or public (anyone may list:
+                        a public demo, only when asked for) [private]
+  TOKEN_SECRET_NAME     Secret Manager secret of the access key, created with a random value
+                        when absent (private only) [autotagger-results-token]
+  UPLOAD_MODE, UPLOAD_FOLDER, UPLOAD_ALLOWED_FORMATS, UPLOAD_MAX_BYTES, FORWARD_BUDGET_PER_MIN
+                        passed to the functions only when set (README, "Access control")
   DRY_RUN=1             print the commands instead of running them
 EOF
 }
@@ -138,6 +144,22 @@ PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD
   VIDEO_FRAMES MAX_VIDEO_SECONDS)
 for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${PASS_THROUGH[@]}"; do
   [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
+done
+
+# --- access control settings (issue 10) ---------------------------------------------------------
+RESULTS_ACCESS="${RESULTS_ACCESS:-private}"
+TOKEN_SECRET_NAME="${TOKEN_SECRET_NAME:-autotagger-results-token}"
+[[ "$RESULTS_ACCESS" == private || "$RESULTS_ACCESS" == public ]] ||
+  die "RESULTS_ACCESS must be private or public (public only for a public demo)"
+ACCESS_PASS_THROUGH=(UPLOAD_MODE UPLOAD_FOLDER UPLOAD_ALLOWED_FORMATS UPLOAD_MAX_BYTES
+  FORWARD_BUDGET_PER_MIN)
+access_env="|RESULTS_ACCESS=$RESULTS_ACCESS"
+upload_mode="${UPLOAD_MODE:-$([[ "$RESULTS_ACCESS" == public ]] && echo unsigned || echo signed)}"
+for name in "${ACCESS_PASS_THROUGH[@]}"; do
+  [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
+  if [[ -n "${!name:-}" ]]; then
+    access_env+="|$name=${!name}"
+  fi
 done
 
 # --- APIs --------------------------------------------------------------------------------------
@@ -246,6 +268,39 @@ fi
 run gcloud secrets add-iam-policy-binding "$SECRET_NAME" --member="serviceAccount:$SA_EMAIL" \
   --role=roles/secretmanager.secretAccessor --project="$PROJECT" --format=none
 
+# --- access key of results (issue 10) ----------------------------------------------------------
+# RESULTS_ACCESS=private: listings and upload signatures need a Bearer token, kept in Secret
+# Manager. When the secret has no version, one is added with a strong random value, generated
+# and piped to gcloud's stdin: it is never on a command line and never printed. results reads
+# it through --set-secrets.
+token_secret=""
+if [[ "$RESULTS_ACCESS" == private ]]; then
+  step "secret $TOKEN_SECRET_NAME (access key of $RESULTS_NAME)"
+  if ! exists gcloud secrets describe "$TOKEN_SECRET_NAME" --project="$PROJECT"; then
+    run gcloud secrets create "$TOKEN_SECRET_NAME" --replication-policy=automatic \
+      --project="$PROJECT"
+  fi
+  new_token() { "$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(32), end="")'; }
+  if is_dry; then
+    add_token="$(show gcloud secrets versions add "$TOKEN_SECRET_NAME" --data-file=- \
+      --project="$PROJECT")"
+    # shellcheck disable=SC2016  # printed as it runs, the value is generated inside the pipe
+    printf '+ %s -c %s |%s  # only when the secret has no version\n' "$PYTHON" \
+      "'import secrets; print(secrets.token_urlsafe(32), end=\"\")'" "${add_token#+}"
+  elif gcloud secrets versions describe latest --secret="$TOKEN_SECRET_NAME" \
+    --project="$PROJECT" >/dev/null 2>&1; then
+    echo "access key exists: keeping it"
+  else
+    new_token | gcloud secrets versions add "$TOKEN_SECRET_NAME" --data-file=- \
+      --project="$PROJECT"
+    echo "access key created (a random value)"
+  fi
+  run gcloud secrets add-iam-policy-binding "$TOKEN_SECRET_NAME" \
+    --member="serviceAccount:$SA_EMAIL" --role=roles/secretmanager.secretAccessor \
+    --project="$PROJECT" --format=none
+  token_secret=",RESULTS_TOKEN=$TOKEN_SECRET_NAME:latest"
+fi
+
 # --- model artifact ----------------------------------------------------------------------------
 step "model $MODEL_WEIGHTS"
 MODEL_BUCKET="${MODEL_WEIGHTS#gs://}"
@@ -295,7 +350,7 @@ if [[ -n "${MIN_INSTANCES:-}" ]]; then
 fi
 
 deploy_on_upload() {
-  local env="$upload_env"
+  local env="$upload_env$access_env"
   if [[ -n "$1" ]]; then
     env+="|ALLOWED_ORIGINS=$(origin_of "$1")"
   fi
@@ -318,8 +373,9 @@ results_env+="|ON_UPLOAD_URL=${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
 run gcloud functions deploy "$RESULTS_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
   --runtime=python311 --source="$ROOT/function" --entry-point=results --trigger-http \
   --allow-unauthenticated --service-account="$SA_EMAIL" --memory=512Mi --timeout=30s \
-  --max-instances="$MAX_INSTANCES" --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" \
-  --set-env-vars="^|^$results_env"
+  --max-instances="$MAX_INSTANCES" \
+  --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest$token_secret" \
+  --set-env-vars="^|^$results_env$access_env"
 
 if [[ -z "$page_url" ]]; then
   page_url="$(url_of "$RESULTS_NAME")"
@@ -332,5 +388,12 @@ step "done"
 echo "webhook URL (Cloudinary notification URL): ${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
 echo "page URL: ${page_url:-https://<$RESULTS_NAME URL>}/"
 echo "results API: ${page_url:-https://<$RESULTS_NAME URL>}/api/results"
+if [[ "$RESULTS_ACCESS" == private ]]; then
+  echo "listings are private: the access key is in Secret Manager (gcloud secrets versions" \
+    "access latest --secret=$TOKEN_SECRET_NAME --project=$PROJECT)"
+else
+  echo "RESULTS_ACCESS=public: anyone with the page URL can list every result"
+fi
 echo "next: CLOUDINARY_URL=... python infra/cloudinary_setup.py --preset $UPLOAD_PRESET" \
+  "--mode $upload_mode" \
   "--notification-url ${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"

@@ -301,6 +301,9 @@ def run() -> int:
     # The page forwards the widget's signed result to on_upload (no tunnel needed locally).
     env.setdefault("ON_UPLOAD_URL", f"http://127.0.0.1:{ON_UPLOAD_PORT}")
     env.setdefault("ALLOWED_ORIGINS", f"http://127.0.0.1:{RESULTS_PORT}")
+    if not env.get("RESULTS_ACCESS"):  # loopback only: anyone who can reach it is on this machine
+        env["RESULTS_ACCESS"] = "public"
+        print("RESULTS_ACCESS=public on loopback: listings need no key (deploys are private)")
     processes.append(serve("results", RESULTS_PORT, env))
     processes.append(serve("on_upload", ON_UPLOAD_PORT, env))
     print(f"results:   http://127.0.0.1:{RESULTS_PORT}/  (API: /api/results)")

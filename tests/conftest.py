@@ -80,9 +80,13 @@ def base_env(
         "FIRESTORE_COLLECTION": f"t{uuid.uuid4().hex[:12]}",
         "MODEL_WEIGHTS": "random",
         "DOWNLOAD_TIMEOUT_S": "5",
+        # Today's open listing; tests of private mode (tests/test_access.py) override it.
+        "RESULTS_ACCESS": "public",
     }
     for key in list(os.environ):
         if key in {"TAG_PREFIX", "TAG_THRESHOLD", "TOP_K", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS"}:
+            monkeypatch.delenv(key)
+        if key in {"RESULTS_TOKEN", "UPLOAD_MODE", "UPLOAD_FOLDER", "FORWARD_BUDGET_PER_MIN"}:
             monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)

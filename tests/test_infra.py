@@ -77,7 +77,7 @@ def test_dry_run_prints_every_command_and_never_the_secret(tmp_path) -> None:
             order = field["order"].lower()
             assert f"--field-config=field-path={field['fieldPath']},order={order}" in line
 
-    (add_version,) = [line for line in out.splitlines() if "secrets versions add" in line]
+    (add_version,) = [line for line in out.splitlines() if "add autotagger-cloudinary-url" in line]
     assert add_version.startswith('+ printf %s "$CLOUDINARY_URL" | gcloud secrets versions add')
     assert "--data-file=-" in add_version
     (rsync,) = _commands(out, "gcloud storage rsync")
@@ -266,6 +266,9 @@ sys.exit(3)
 """
 
 
+CLD_ADD = ("secrets", "versions", "add", "autotagger-cloudinary-url")
+
+
 def test_a_second_deployment_creates_nothing_and_keeps_the_secret(tmp_path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -290,9 +293,9 @@ def test_a_second_deployment_creates_nothing_and_keeps_the_secret(tmp_path) -> N
     assert len(commands(log, "firestore", "databases", "create")) == 1
     assert len(commands(log, "firestore", "indexes", "composite", "create")) == 2
     assert len(commands(log, "iam", "service-accounts", "create")) == 1
-    assert len(commands(log, "secrets", "create")) == 1
+    assert len(commands(log, "secrets", "create", "autotagger-cloudinary-url")) == 1
     assert len(commands(log, "storage", "buckets", "create")) == 1
-    (added,) = [c for c in log if c["args"][:3] == ["secrets", "versions", "add"]]
+    (added,) = [c for c in log if c["args"][:4] == [*CLD_ADD]]
     assert added["stdin"] == SECRET_VALUE  # through stdin ...
     assert all(SECRET_VALUE not in " ".join(c["args"]) for c in log)  # ... never in argv
     assert SECRET_VALUE not in first.stdout + first.stderr
@@ -326,7 +329,7 @@ def test_a_second_deployment_creates_nothing_and_keeps_the_secret(tmp_path) -> N
 
     rotated = _deploy(tmp_path, **env, CLOUDINARY_URL=SECRET_VALUE.replace("42", "43"))
     assert rotated.returncode == 0, rotated.stderr
-    (added,) = [c for c in calls() if c["args"][:3] == ["secrets", "versions", "add"]]
+    (added,) = [c for c in calls() if c["args"][:4] == [*CLD_ADD]]
     assert added["stdin"].endswith("Value-43@demo-cloud")
 
 

@@ -66,6 +66,26 @@ class Settings:
     # Video uploads (autotagger/video.py): frames sampled per video, longest video classified.
     video_frames: int = 8
     max_video_seconds: int = 3600
+    # -- access control (issue 10): who may list results, who may upload ------------------------
+    results_access: str = "private"
+    results_token: str | None = field(default=None, repr=False)
+    upload_mode: str = "signed"
+    upload_folder: str = "autotagger"
+    upload_allowed_formats: tuple[str, ...] = (
+        "jpg",
+        "png",
+        "webp",
+        "gif",
+        "heic",
+        "avif",
+        "bmp",
+        "tiff",
+        "mp4",
+        "mov",
+        "webm",
+    )
+    upload_max_bytes: int = 25 * 1024 * 1024
+    forward_budget_per_min: int = 10
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -308,4 +328,75 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # Video uploads.
         video_frames=_int(env, "VIDEO_FRAMES", 8, 1, 32),
         max_video_seconds=_int(env, "MAX_VIDEO_SECONDS", 3600, 1, 86400),
+        # access control (issue 10)
+        results_access=_choice(env, "RESULTS_ACCESS", RESULTS_ACCESS_MODES),
+        results_token=_results_token(env.get("RESULTS_TOKEN", "")),
+        upload_mode=upload_mode(env),
+        upload_folder=_upload_folder(env.get("UPLOAD_FOLDER", "")),
+        upload_allowed_formats=_formats(env.get("UPLOAD_ALLOWED_FORMATS", "")),
+        upload_max_bytes=_int(
+            env,
+            "UPLOAD_MAX_BYTES",
+            _int(env, "MAX_IMAGE_BYTES", 25 * 1024**2, 1024, 1024**3),
+            1024,
+            1024**3,
+        ),
+        forward_budget_per_min=_int(env, "FORWARD_BUDGET_PER_MIN", 10, 1, 10_000),
     )
+
+
+# -- access control (issue 10) ---------------------------------------------------------------
+
+RESULTS_ACCESS_MODES = ("private", "public")
+UPLOAD_MODES = ("signed", "unsigned")
+DEFAULT_UPLOAD_FOLDER = Settings.upload_folder
+DEFAULT_UPLOAD_FORMATS = Settings.upload_allowed_formats
+MIN_TOKEN_CHARS = 32
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: it travels in an HTTP header
+_FOLDER_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+_FORMAT_RE = re.compile(r"^[a-z0-9]{2,5}$")
+
+
+def upload_mode(env: Mapping[str, str]) -> str:
+    """`UPLOAD_MODE`, else `signed` unless `RESULTS_ACCESS=public` (then `unsigned`)."""
+    access = _choice(env, "RESULTS_ACCESS", RESULTS_ACCESS_MODES)
+    default = "unsigned" if access == "public" else "signed"
+    raw = env.get("UPLOAD_MODE", "").strip().lower() or default
+    if raw not in UPLOAD_MODES:
+        raise ConfigError(f"UPLOAD_MODE must be one of {', '.join(UPLOAD_MODES)}, got {raw!r}")
+    return raw
+
+
+def _results_token(raw: str) -> str | None:
+    """The listing token: long, visible ASCII. Never echoed in an error (it is a secret)."""
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) < MIN_TOKEN_CHARS or not _TOKEN_RE.match(value):
+        raise ConfigError(
+            f"RESULTS_TOKEN must be at least {MIN_TOKEN_CHARS} visible ASCII characters "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return value
+
+
+def _upload_folder(raw: str) -> str:
+    value = raw.strip().strip("/") if raw.strip() else DEFAULT_UPLOAD_FOLDER
+    if not _FOLDER_RE.match(value) or len(value) > 200:
+        raise ConfigError(
+            f"UPLOAD_FOLDER must be folder names of letters, digits, _ or - joined by /, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _formats(raw: str) -> tuple[str, ...]:
+    items = [f.strip().lower() for f in raw.split(",") if f.strip()]
+    if not items:
+        return DEFAULT_UPLOAD_FORMATS
+    for item in items:
+        if not _FORMAT_RE.match(item):
+            raise ConfigError(
+                f"UPLOAD_ALLOWED_FORMATS entries must be formats like jpg, got {item!r}"
+            )
+    return tuple(dict.fromkeys(items))

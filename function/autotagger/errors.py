@@ -11,6 +11,7 @@ class AutotaggerError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.headers: dict[str, str] = {}  # extra response headers (WWW-Authenticate, ...)
 
 
 class ConfigError(AutotaggerError):
@@ -29,6 +30,35 @@ class Unauthorized(AutotaggerError):
     """Missing, forged, wrong-secret or stale signature."""
 
     status = 401
+
+
+class BearerRequired(Unauthorized):
+    """A listing (or upload signature) without the right `Authorization: Bearer` token.
+
+    `error` is RFC 6750's code: None when no token was sent, `invalid_token` when it was wrong.
+    """
+
+    def __init__(self, message: str, error: str | None = None) -> None:
+        super().__init__(message)
+        challenge = 'Bearer realm="autotagger"'
+        if error:
+            challenge += f', error="{error}"'
+        self.headers["WWW-Authenticate"] = challenge
+
+
+class NotFound(AutotaggerError):
+    status = 404
+
+
+class TooManyRequests(AutotaggerError):
+    """A per-instance budget is spent; `Retry-After` says when to come back."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+        self.headers["Retry-After"] = str(self.retry_after_s)
 
 
 class MethodNotAllowed(AutotaggerError):

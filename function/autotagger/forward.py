@@ -17,7 +17,7 @@ from typing import Any
 
 import cloudinary.utils
 
-from autotagger import cloudinary_client, logs, pipeline, store, webhook
+from autotagger import access, cloudinary_client, logs, pipeline, store, webhook
 from autotagger.config import CloudinaryAccount, Settings
 from autotagger.errors import BadRequest, ImageError, Unauthorized
 
@@ -115,11 +115,16 @@ def _already_classified(forward: Forward, settings: Settings) -> dict[str, Any] 
     return None
 
 
-def handle(payload: dict[str, Any], settings: Settings, account: CloudinaryAccount) -> Any:
+def handle(
+    payload: dict[str, Any],
+    settings: Settings,
+    account: CloudinaryAccount,
+    budget: access.ForwardBudget | None = None,
+) -> Any:
     """Verify, fetch the trusted resource, then classify it exactly like a webhook delivery.
 
     A signed (public_id, version) that is already classified answers from the store, so replays
-    cost no Admin API call (its hourly quota is small).
+    cost no Admin API call (its hourly quota is small); the others spend `budget` (429 when spent).
     """
     forward = parse_forward(payload)
     verify(forward, account)
@@ -130,6 +135,8 @@ def handle(payload: dict[str, Any], settings: Settings, account: CloudinaryAccou
     known = _already_classified(forward, settings)
     if known is not None:  # the webhook was first (or a replay): no Admin API call needed
         return {**pipeline.to_public(known), "duplicate": True}
+    if budget is not None:
+        budget.spend()
     try:
         resource = cloudinary_client.resource(
             forward.public_id, forward.resource_type, forward.type

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import flask
 
-from autotagger import local_mode
+from autotagger import access, local_mode
 from autotagger.config import Settings, is_loopback, origin_of
 from autotagger.forward import FORWARD_PATH
 
@@ -57,6 +57,7 @@ def public_config(settings: Settings) -> dict[str, Any]:
         "pollTimeoutS": POLL_TIMEOUT_S,
         "maxImageBytes": settings.max_image_bytes,
         **local_mode.public_config(settings),
+        **access.page_config(settings),
     }
 
 
@@ -167,7 +168,7 @@ def preflight(origin: str | None, methods: Iterable[str], settings: Settings) ->
         {
             "Access-Control-Allow-Origin": allowed,
             "Access-Control-Allow-Methods": ", ".join([*methods, "OPTIONS"]),
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Headers": "Content-Type, Authorization",
             "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
         }
     )

@@ -38,6 +38,13 @@
     grid: $("gallery-grid"),
     galleryMessage: $("gallery-message"),
     galleryCount: $("gallery-count"),
+    access: $("access"),
+    accessHint: $("access-hint"),
+    accessLocked: $("access-locked"),
+    accessKey: $("access-key"),
+    accessUnlock: $("access-unlock"),
+    accessLock: $("access-lock"),
+    accessMessage: $("access-message"),
   };
 
   let widget = null;
@@ -347,6 +354,202 @@
     if (record.created_at) addMeta("Uploaded", new Date(record.created_at).toLocaleString());
   }
 
+  // -- access (RESULTS_ACCESS=private) ------------------------------------------------------
+  // Listings need the access key, sent only as an Authorization header; it lives in
+  // sessionStorage (this tab, until it closes) and nowhere else. Without it, "Recent results" is
+  // this browser's own uploads: their asset_ids are kept in localStorage, and a lookup by
+  // asset_id needs no key.
+
+  const PRIVATE = config.access === "private";
+  const SIGNED = config.uploadMode === "signed";
+  const KEY_STORAGE = "autotagger.accessKey";
+  const MINE_STORAGE = "autotagger.myUploads";
+  const ASSET_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+  function accessKey() {
+    try {
+      return window.sessionStorage.getItem(KEY_STORAGE) || null;
+    } catch (_error) {
+      return null;
+    }
+  }
+
+  function setAccessKey(key) {
+    try {
+      if (key) window.sessionStorage.setItem(KEY_STORAGE, key);
+      else window.sessionStorage.removeItem(KEY_STORAGE);
+    } catch (_error) {
+      // storage disabled: the key then lasts as long as this page
+    }
+    renderAccess();
+  }
+
+  function authorization(key) {
+    return key ? { Authorization: `Bearer ${key}` } : {};
+  }
+
+  function myUploads() {
+    try {
+      const ids = JSON.parse(window.localStorage.getItem(MINE_STORAGE) || "[]");
+      return Array.isArray(ids) ? ids.filter((id) => typeof id === "string" && ASSET_ID.test(id)) : [];
+    } catch (_error) {
+      return [];
+    }
+  }
+
+  function rememberUpload(assetId) {
+    if (!PRIVATE || typeof assetId !== "string" || !ASSET_ID.test(assetId)) return;
+    const ids = [assetId, ...myUploads().filter((id) => id !== assetId)].slice(0, GALLERY_LIMIT);
+    try {
+      window.localStorage.setItem(MINE_STORAGE, JSON.stringify(ids));
+    } catch (_error) {
+      // storage full or disabled: the upload is still shown now
+    }
+  }
+
+  function accessMessage(text) {
+    el.accessMessage.textContent = text || "";
+    el.accessMessage.hidden = !text;
+  }
+
+  function renderAccess() {
+    if (!PRIVATE) return;
+    const unlocked = Boolean(accessKey());
+    el.access.hidden = false;
+    el.accessLocked.hidden = unlocked;
+    el.accessLock.hidden = !unlocked;
+    el.accessHint.textContent = unlocked
+      ? "Unlocked: showing every result. The key is kept in this tab only."
+      : SIGNED
+        ? "Showing your uploads from this browser. Enter the access key to upload and to see every result."
+        : "Showing your uploads from this browser. Enter the access key to see every result.";
+  }
+
+  function askForKey(text) {
+    accessMessage(text);
+    el.accessKey.focus();
+  }
+
+  // Ask the results API whether `key` is the access key: true, false, or an error text.
+  async function checkKey(key) {
+    try {
+      const response = await fetch(`${config.resultsApi}?limit=1`, {
+        headers: { Accept: "application/json", ...authorization(key) },
+        cache: "no-store",
+      });
+      if (response.ok) return true;
+      if (response.status === 401) return false;
+      const body = await response.json().catch(() => null);
+      return (body && body.error) || `HTTP ${response.status}`;
+    } catch (error) {
+      return errorText(error);
+    }
+  }
+
+  async function unlock(event) {
+    event.preventDefault();
+    const key = el.accessKey.value.trim();
+    if (!key) return;
+    el.accessUnlock.disabled = true;
+    const verdict = await checkKey(key);
+    el.accessUnlock.disabled = false;
+    if (verdict === true) {
+      el.accessKey.value = "";
+      accessMessage("");
+      setAccessKey(key);
+      loadGallery(null);
+    } else if (verdict === false) {
+      el.accessKey.select();
+      accessMessage("That access key is not valid.");
+    } else {
+      accessMessage(`Couldn't check the key: ${verdict}`);
+    }
+  }
+
+  function lock() {
+    setAccessKey(null);
+    accessMessage("");
+    loadGallery(null);
+  }
+
+  function setUpAccess() {
+    if (!PRIVATE) return;
+    el.access.addEventListener("submit", unlock);
+    el.accessLock.addEventListener("click", lock);
+    renderAccess();
+  }
+
+  // Signed uploads: the Upload widget calls this with the parameters it is about to send; our
+  // server signs them (with the API secret it never shares) for the access key only.
+  async function getUploadSignature(callback, paramsToSign) {
+    const key = accessKey();
+    if (!key) {
+      uploadRefused("Enter the access key to upload.");
+      askForKey("Enter the access key to upload.");
+      return;
+    }
+    let response;
+    let body;
+    try {
+      response = await fetch(config.signUploadApi, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json", ...authorization(key) },
+        body: JSON.stringify({ params_to_sign: paramsToSign }),
+        cache: "no-store",
+      });
+      body = await response.json().catch(() => null);
+    } catch (error) {
+      uploadRefused(`Couldn't get the upload signed: ${errorText(error)}`);
+      return;
+    }
+    if (response.status === 401) {
+      setAccessKey(null);
+      uploadRefused("The access key was not accepted.");
+      askForKey("That access key is not valid.");
+      return;
+    }
+    if (!response.ok || !body || typeof body.signature !== "string") {
+      uploadRefused(`The upload was refused: ${(body && body.error) || `HTTP ${response.status}`}`);
+      return;
+    }
+    callback(body.signature);
+  }
+
+  function uploadRefused(text) {
+    uploading = false;
+    run += 1;
+    if (widget) widget.close();
+    showImage(null);
+    setState("error", "The upload did not go through", text);
+  }
+
+  // "Recent results": every result (public, or with the key), else this browser's own uploads.
+  async function readRecent(label) {
+    const key = PRIVATE ? accessKey() : null;
+    if (PRIVATE && !key) return { results: await readMine(), everything: false };
+    const params = new URLSearchParams({ limit: String(GALLERY_LIMIT) });
+    if (label) params.set("label", label);
+    const response = await fetch(`${config.resultsApi}?${params}`, {
+      headers: { Accept: "application/json", ...authorization(key) },
+      cache: "no-store",
+    });
+    const body = await response.json().catch(() => null);
+    if (PRIVATE && response.status === 401) {
+      setAccessKey(null);
+      accessMessage("The access key is no longer valid.");
+      return { results: await readMine(), everything: false };
+    }
+    if (!response.ok) throw new Error((body && body.error) || `HTTP ${response.status}`);
+    return { results: (body && body.results) || [], everything: true };
+  }
+
+  async function readMine() {
+    const found = await Promise.all(myUploads().map((id) => fetchRecord(id).catch(() => null)));
+    return found
+      .filter(Boolean)
+      .sort((a, b) => (Date.parse(b.created_at) || 0) - (Date.parse(a.created_at) || 0));
+  }
+
   // -- following an upload ------------------------------------------------------------------
 
   async function fetchRecord(assetId) {
@@ -469,6 +672,7 @@
       addMeta("Public ID", info.public_id, true);
       return;
     }
+    rememberUpload(info.asset_id);
     showImage(mediaUrl(info, PREVIEW), info.original_filename || info.public_id);
     const looking = isVideo(info) ? "frames of your video" : "your photo";
     setState("classifying", "Classifying…", `Uploaded. The model is looking at ${looking}.`);
@@ -533,8 +737,12 @@
       notice("The Cloudinary Upload widget did not load. Check your connection and reload the page.");
       return;
     }
+    const signed = SIGNED
+      ? { apiKey: config.apiKey, uploadSignature: getUploadSignature, folder: config.uploadFolder }
+      : {};
     widget = window.cloudinary.createUploadWidget(
       {
+        ...signed,
         cloudName: config.cloudName,
         uploadPreset: config.uploadPreset,
         sources: ["local", "camera"],
@@ -578,11 +786,16 @@
       const missing = [!config.cloudName && "CLOUDINARY_URL", !config.uploadPreset && "CLOUDINARY_UPLOAD_PRESET"]
         .filter(Boolean)
         .join(" and ");
-      notice(`Uploads are off: set ${missing} (an unsigned upload preset) for the results function.`);
+      const preset = SIGNED ? "a signed upload preset" : "an unsigned upload preset";
+      notice(`Uploads are off: set ${missing} (${preset}) for the results function.`);
       el.hint.hidden = true;
       return;
     }
     el.button.addEventListener("click", () => {
+      if (SIGNED && PRIVATE && !accessKey()) {
+        askForKey("Enter the access key to upload.");
+        return;
+      }
       if (widget) widget.open();
     });
     const script = document.createElement("script");
@@ -745,17 +958,10 @@
     const request = ++galleryRequest;
     activeFilter = label || null;
     renderChips();
-    const params = new URLSearchParams({ limit: String(GALLERY_LIMIT) });
-    if (activeFilter) params.set("label", activeFilter);
     let results;
+    let everything;
     try {
-      const response = await fetch(`${config.resultsApi}?${params}`, {
-        headers: { Accept: "application/json" },
-        cache: "no-store",
-      });
-      const body = await response.json().catch(() => null);
-      if (!response.ok) throw new Error((body && body.error) || `HTTP ${response.status}`);
-      results = (body && body.results) || [];
+      ({ results, everything } = await readRecent(activeFilter));
     } catch (error) {
       if (request !== galleryRequest) return;
       el.grid.replaceChildren();
@@ -764,7 +970,11 @@
       return;
     }
     if (request !== galleryRequest) return;
-    if (!activeFilter) {
+    if (!everything) {
+      activeFilter = null;
+      knownLabels = []; // label filters list everything: they come with the key
+      renderChips();
+    } else if (!activeFilter) {
       const counts = new Map();
       for (const record of results) {
         if (record.status === "done" && record.label) {
@@ -778,21 +988,28 @@
     }
     el.grid.replaceChildren(...results.map(card));
     const n = results.length;
-    el.galleryCount.textContent = activeFilter
-      ? `${n} labelled “${humanLabel(activeFilter)}”`
-      : n
-        ? `${n} most recent`
-        : "";
+    el.galleryCount.textContent = !everything
+      ? n
+        ? `${n} uploaded from this browser`
+        : ""
+      : activeFilter
+        ? `${n} labelled “${humanLabel(activeFilter)}”`
+        : n
+          ? `${n} most recent`
+          : "";
     el.galleryMessage.hidden = n > 0;
-    el.galleryMessage.textContent = activeFilter
-      ? "Nothing with this label yet."
-      : "No results yet. Upload a photo to see it here.";
+    el.galleryMessage.textContent = !everything
+      ? "Your uploads from this browser appear here."
+      : activeFilter
+        ? "Nothing with this label yet."
+        : "No results yet. Upload a photo to see it here.";
   }
 
   // -- start --------------------------------------------------------------------------------
 
   setState("idle", "Your result appears here", "Classification takes about a second once the upload finishes.");
   showWeightsBanner();
+  setUpAccess();
   setUpUploads();
   loadGallery(null);
 })();

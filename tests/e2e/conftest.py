@@ -27,6 +27,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw, ImageFilter
 
+from autotagger.config import upload_mode
 from infra import local
 from infra.local_cloudinary import CloudinaryStandin
 
@@ -112,21 +113,26 @@ def serve(
     """Start `on_upload` and `results` under functions-framework; stopped after the test.
 
     `forward`: the page forwards the signed upload result (ON_UPLOAD_URL set on results);
-    `webhook`: the stand-in POSTs upload notifications to on_upload.
+    `webhook`: the stand-in POSTs upload notifications to on_upload; `env`: more settings for
+    both functions (the page's preset is then signed when they make UPLOAD_MODE signed).
     """
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(*, forward: bool = True, webhook: bool = False) -> Servers:
+    def start(
+        *, forward: bool = True, webhook: bool = False, env: dict[str, str] | None = None
+    ) -> Servers:
         results_port, on_upload_port = local.free_port(), local.free_port()
         servers = Servers(
             f"http://127.0.0.1:{results_port}", f"http://127.0.0.1:{on_upload_port}", forward
         )
+        extra = env or {}
         env = {
             **os.environ,
             **base_env,
             "MODEL_WEIGHTS": real_model_env,
             "CLOUDINARY_UPLOAD_PRESET": PRESET,
             "ALLOWED_ORIGINS": servers.results,
+            **extra,
         }
         env.pop("ON_UPLOAD_URL", None)
         results_env = {**env, "ON_UPLOAD_URL": servers.on_upload} if forward else env
@@ -141,7 +147,7 @@ def serve(
             standin.notification_url = servers.on_upload + "/"
         created = requests.post(
             f"{standin.url}/v1_1/{standin.cloud_name}/upload_presets",
-            data={"name": PRESET, "unsigned": "true"},
+            data={"name": PRESET, "unsigned": str(upload_mode(env) == "unsigned").lower()},
             auth=(standin.api_key, standin.api_secret),
             timeout=10,
         )

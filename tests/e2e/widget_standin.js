@@ -4,8 +4,13 @@
 // cloudinary.createUploadWidget(options, callback) returns a widget with open(), close(),
 // destroy(), ...; callback(error, result) gets {event, info} for "display-changed",
 // "upload-added", "queues-start", "success" (info = the Upload API response), "queues-end",
-// "close". Where the real widget uploads to api.cloudinary.com, this one makes the same unsigned
-// upload (file + upload_preset) to the Cloudinary stand-in at window.__widgetStandin.uploadUrl.
+// "close". Where the real widget uploads to api.cloudinary.com, this one makes the same upload to
+// the Cloudinary stand-in at window.__widgetStandin.uploadUrl: unsigned (file + upload_preset),
+// or signed like the real widget's documented flow when `uploadSignature` is given: it calls
+// uploadSignature(callback, params_to_sign) with the upload parameters it is about to send
+// (timestamp, source "uw", upload_preset, folder, public_id), waits for callback(signature),
+// then sends them with api_key and that signature. window.__widgetStandin.tamper (set by a test)
+// is merged into the parameters before signing: a modified client asking to sign more.
 // Which file to upload comes from the test (window.__standinNextFile, an exposed function).
 (() => {
   "use strict";
@@ -45,10 +50,27 @@
       const blob = new File([decode(file.base64)], file.name, { type: file.type });
       emit("upload-added", { file: { name: file.name, size: blob.size, type: file.type }, publicId: id });
       emit("queues-start");
+      const params = {};
+      if (options.uploadPreset) params.upload_preset = options.uploadPreset;
+      if (options.folder) params.folder = options.folder;
+      if (file.publicId) params.public_id = file.publicId;
+      if (options.uploadSignature) {
+        if (!options.apiKey) {
+          callback({ status: "Missing apiKey", statusText: "apiKey is required for signed uploads" });
+          return;
+        }
+        Object.assign(params, { timestamp: Math.round(Date.now() / 1000), source: "uw" });
+        Object.assign(params, settings.tamper || {});
+        const signature =
+          typeof options.uploadSignature === "function"
+            ? await new Promise((resolve) => options.uploadSignature(resolve, { ...params }))
+            : options.uploadSignature;
+        if (!showing) return; // closed while waiting for the signature: nothing is uploaded
+        Object.assign(params, { api_key: options.apiKey, signature });
+      }
       const form = new FormData();
       form.append("file", blob, file.name);
-      form.append("upload_preset", options.uploadPreset);
-      if (file.publicId) form.append("public_id", file.publicId);
+      for (const [name, value] of Object.entries(params)) form.append(name, String(value));
       const resourceType = endpointFor(options.resourceType || "auto", file.type);
       const url = `${settings.uploadUrl}/v1_1/${options.cloudName}/${resourceType}/upload`;
       let response;

@@ -1,0 +1,232 @@
+"""Access control: who may list results, who may upload, and how much `/forward` may spend.
+
+- `RESULTS_ACCESS=private` (the default): every listing of `/api/results` (no filter, `label`,
+  `public_id`) needs `Authorization: Bearer <RESULTS_TOKEN>`, compared in constant time. A lookup
+  by `asset_id` stays open: Cloudinary's asset_id is a random 32-hex id, so knowing it is the
+  capability (it is how the page follows its own upload), and a guessed one is the same single
+  Firestore point read as any other miss. `public` is the old behaviour: anyone may list.
+- `UPLOAD_MODE=signed` (the default when private): `POST /api/sign-upload` signs the Upload
+  widget's `params_to_sign` with the API secret, for a valid token only, and only when they ask
+  for what we pin: our signed preset (which carries the allowed formats and the size cap), our
+  folder, a fresh timestamp; formats or a size cap in the request must lie within ours, and any
+  other parameter (eager transformations, notification URLs, public ids, ...) is refused.
+- `ForwardBudget`: Admin API calls the page's forward path may make per minute on one instance,
+  so a flood of signed forwards cannot spend the hourly quota backfill and webhooks need.
+
+The token is a secret: it is never logged, never part of an error message, never sent to the
+browser (the page keeps the key a person types in sessionStorage and sends it as the header).
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import cloudinary.utils
+
+from autotagger.config import Settings
+from autotagger.errors import BadRequest, BearerRequired, ConfigError, NotFound, TooManyRequests
+
+SIGN_UPLOAD_PATH = "/api/sign-upload"
+MAX_SIGN_BODY_BYTES = 16 * 1024
+# What the Upload widget puts in params_to_sign for our options (`source` is the widget's own
+# "uw"), plus the limits we pin, which a request may repeat but never widen.
+SIGNABLE = ("timestamp", "source", "upload_preset", "folder", "allowed_formats", "max_file_size")
+WIDGET_SOURCE = "uw"
+# Cloudinary refuses signatures older than an hour; a timestamp in the future would outlive that.
+MAX_TIMESTAMP_AGE_S = 3600
+MAX_TIMESTAMP_SKEW_S = 600
+# Query parameters that look like a credential: a key never belongs in a URL (logs, history).
+_CREDENTIAL_PARAMS = frozenset(
+    {"token", "access_token", "access_key", "key", "api_key", "auth", "authorization", "bearer"}
+)
+_FILTERS = ("public_id", "label")
+
+
+# -- the Bearer token ----------------------------------------------------------------------------
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        return None
+    return value
+
+
+def token_matches(given: str, settings: Settings) -> bool:
+    """Constant-time comparison with RESULTS_TOKEN (False when none is configured)."""
+    expected = settings.results_token
+    if expected is None:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def require_token(authorization: str | None, settings: Settings, what: str) -> None:
+    """Raise BearerRequired (401) unless `authorization` carries RESULTS_TOKEN."""
+    if settings.results_token is None:
+        raise ConfigError(f"RESULTS_TOKEN is not set: {what} is off (RESULTS_ACCESS=private)")
+    given = bearer(authorization)
+    if given is None:
+        raise BearerRequired(f"{what} needs the access key: Authorization: Bearer <key>")
+    if not token_matches(given, settings):
+        raise BearerRequired("the access key is not valid", error="invalid_token")
+
+
+# -- listing -------------------------------------------------------------------------------------
+
+
+def _token_in_url(args: Mapping[str, Any], settings: Settings) -> bool:
+    values = args.getlist if hasattr(args, "getlist") else lambda name: [args[name]]
+    for name in args:
+        if name.lower() in _CREDENTIAL_PARAMS:
+            return True
+        if any(token_matches(str(value), settings) for value in values(name)):
+            return True
+    return False
+
+
+def is_listing(args: Mapping[str, Any]) -> bool:
+    """True unless the query is a lookup by asset_id alone (the only open form when private)."""
+    return "asset_id" not in args or any(name in args for name in _FILTERS)
+
+
+def check_listing(args: Mapping[str, Any], authorization: str | None, settings: Settings) -> None:
+    """Raise unless this `/api/results` query may be answered (before parameters are parsed)."""
+    if settings.results_access == "public":
+        return
+    if _token_in_url(args, settings):
+        raise BearerRequired(
+            "send the access key in the Authorization header, never in a URL",
+            error="invalid_request",
+        )
+    if is_listing(args):
+        require_token(authorization, settings, "listing results")
+
+
+# -- signed uploads ------------------------------------------------------------------------------
+
+
+def _scalar(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or len(str(value)) > 256:
+        raise BadRequest(f"params_to_sign.{name} must be a short string or integer")
+    return str(value)
+
+
+def _timestamp(value: Any, now: float) -> None:
+    text = _scalar("timestamp", value)
+    if not text.isdigit():
+        raise BadRequest("params_to_sign.timestamp must be unix seconds")
+    if not now - MAX_TIMESTAMP_AGE_S <= int(text) <= now + MAX_TIMESTAMP_SKEW_S:
+        raise BadRequest("params_to_sign.timestamp is not current: check this device's clock")
+
+
+def _formats(value: Any, settings: Settings) -> None:
+    items = value if isinstance(value, list) else str(_scalar("allowed_formats", value)).split(",")
+    asked = [_scalar("allowed_formats", item).strip().lower() for item in items]
+    outside = [fmt for fmt in asked if fmt not in settings.upload_allowed_formats]
+    if not asked or outside:
+        allowed = ",".join(settings.upload_allowed_formats)
+        raise BadRequest(f"refusing to sign allowed_formats beyond {allowed}")
+
+
+def pinned_params(payload: Mapping[str, Any], settings: Settings, now: float) -> dict[str, Any]:
+    """The widget's `params_to_sign`, checked against what we pin; BadRequest for anything else."""
+    params = payload.get("params_to_sign")
+    if not isinstance(params, dict) or not params:
+        raise BadRequest('body must be {"params_to_sign": {...}} (the widget\'s parameters)')
+    extra = sorted(name for name in params if name not in SIGNABLE)
+    if extra:
+        raise BadRequest(
+            f"refusing to sign {', '.join(repr(name[:64]) for name in extra[:5])}: "
+            f"only {', '.join(SIGNABLE)} are signed"
+        )
+    if settings.upload_preset is None:
+        raise ConfigError("CLOUDINARY_UPLOAD_PRESET is not set: signed uploads are off")
+    if _scalar("upload_preset", params.get("upload_preset", "")) != settings.upload_preset:
+        raise BadRequest(f"upload_preset must be {settings.upload_preset!r}")
+    if _scalar("folder", params.get("folder", "")) != settings.upload_folder:
+        raise BadRequest(f"folder must be {settings.upload_folder!r}")
+    if "source" in params and _scalar("source", params["source"]) != WIDGET_SOURCE:
+        raise BadRequest(f"source must be {WIDGET_SOURCE!r}")
+    _timestamp(params.get("timestamp", ""), now)
+    if "allowed_formats" in params:
+        _formats(params["allowed_formats"], settings)
+    if "max_file_size" in params:
+        size = _scalar("max_file_size", params["max_file_size"])
+        if not size.isdigit() or not 0 < int(size) <= settings.upload_max_bytes:
+            raise BadRequest(f"max_file_size must be at most {settings.upload_max_bytes}")
+    return dict(params)
+
+
+def sign_upload(
+    payload: Mapping[str, Any],
+    authorization: str | None,
+    settings: Settings,
+    now: Callable[[], float] = time.time,
+) -> dict[str, str]:
+    """Answer `POST /api/sign-upload`: the signature of the pinned params, for the token only."""
+    if settings.upload_mode != "signed":
+        raise NotFound("signed uploads are off (UPLOAD_MODE=unsigned)")
+    require_token(authorization, settings, "signing an upload")
+    account = settings.cloudinary
+    if account is None:
+        raise ConfigError("CLOUDINARY_URL is not set: cannot sign uploads")
+    params = pinned_params(payload, settings, now())
+    signature: str = cloudinary.utils.api_sign_request(
+        params, account.api_secret, account.signature_algorithm
+    )
+    return {"signature": signature}
+
+
+def page_config(settings: Settings) -> dict[str, Any]:
+    """What the page needs to know about access (public values only; never the token)."""
+    signed = settings.upload_mode == "signed"
+    account = settings.cloudinary
+    return {
+        "access": settings.results_access,
+        "uploadMode": settings.upload_mode,
+        "signUploadApi": SIGN_UPLOAD_PATH if signed else None,
+        "uploadFolder": settings.upload_folder if signed else None,
+        # The API key is public by Cloudinary's design (every upload response carries it); the
+        # widget needs it for signed uploads. The API secret never leaves the server.
+        "apiKey": account.api_key if signed and account else None,
+    }
+
+
+# -- the forward budget --------------------------------------------------------------------------
+
+
+class ForwardBudget:
+    """At most `per_minute` Admin API calls in any 60-second window, on this instance."""
+
+    WINDOW_S = 60.0
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._spent: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def spend(self) -> None:
+        """Count one call, or raise TooManyRequests (429, Retry-After) when the budget is spent."""
+        with self._lock:
+            now = self._clock()
+            while self._spent and self._spent[0] <= now - self.WINDOW_S:
+                self._spent.popleft()
+            if len(self._spent) >= self.per_minute:
+                retry_after = math.ceil(self._spent[0] + self.WINDOW_S - now)
+                raise TooManyRequests(
+                    f"forward budget spent ({self.per_minute} Admin API calls a minute on this "
+                    "instance): the webhook still classifies the upload; retry later",
+                    retry_after,
+                )
+            self._spent.append(now)
