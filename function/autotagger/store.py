@@ -152,18 +152,63 @@ def claim(settings: Settings, upload: Upload) -> Claim:
     return result
 
 
-def save(settings: Settings, record: dict[str, Any], fields: tuple[str, ...]) -> None:
-    """Write the final record: every one of `fields` (None where absent), and no claim."""
+def _holds(current: dict[str, Any] | None, claim_id: str) -> bool:
+    return ((current or {}).get("claim") or {}).get("id") == claim_id
+
+
+def holds_claim(settings: Settings, asset_id: str, claim_id: str) -> bool:
+    """Whether `claim_id` is still the asset's current claim (no other delivery took over)."""
+    snapshot = _call("read", lambda: collection(settings).document(asset_id).get(**NO_RETRY))
+    return _holds(snapshot.to_dict() if snapshot.exists else None, claim_id)
+
+
+def save(
+    settings: Settings,
+    record: dict[str, Any],
+    fields: tuple[str, ...],
+    claim_id: str | None = None,
+) -> bool:
+    """Write the final record: every one of `fields` (None where absent), and no claim.
+
+    With `claim_id`, only while that claim is still the current one (a transaction): an instance
+    that stalled past CLAIM_TTL_S must not replace what the delivery that took over wrote.
+    Returns False (nothing written) when the claim was lost.
+    """
     document = {name: record.get(name) for name in fields} | {"claim": None}
     ref = collection(settings).document(record["asset_id"])
-    _call("write", lambda: ref.set(document, **NO_RETRY))
+    if claim_id is None:
+        _call("write", lambda: ref.set(document, **NO_RETRY))
+        return True
+
+    @firestore.transactional
+    def write_if_ours(transaction: firestore.Transaction) -> bool:
+        snapshot = ref.get(transaction=transaction, **NO_RETRY)
+        if not _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
+            return False
+        transaction.set(ref, document)
+        return True
+
+    written: bool = _call("write", lambda: write_if_ours(client(settings).transaction()))
+    return written
 
 
-def release(settings: Settings, asset_id: str, reason: str) -> None:
-    """Let the next delivery take over at once (after a transient failure). Best effort."""
+def release(settings: Settings, asset_id: str, reason: str, claim_id: str | None = None) -> None:
+    """Let the next delivery take over at once (after a transient failure). Best effort; with
+    `claim_id`, only while that claim is still the current one (never someone else's)."""
     ref = collection(settings).document(asset_id)
     at = now()
-    ref.update({"claim": {"expires_at": at}, "updated_at": at, "error": reason[:500]}, **NO_RETRY)
+    changes = {"claim": {"expires_at": at}, "updated_at": at, "error": reason[:500]}
+    if claim_id is None:
+        ref.update(changes, **NO_RETRY)
+        return
+
+    @firestore.transactional
+    def release_if_ours(transaction: firestore.Transaction) -> None:
+        snapshot = ref.get(transaction=transaction, **NO_RETRY)
+        if _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
+            transaction.update(ref, changes)
+
+    release_if_ours(client(settings).transaction())
 
 
 def get(settings: Settings, asset_id: str) -> dict[str, Any] | None:
