@@ -14,8 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
@@ -38,6 +39,7 @@ _TRANSIENT = (
     google_exceptions.Unknown,
     google_exceptions.RetryError,
 )
+T = TypeVar("T")
 _clients: dict[tuple[str | None, str, str | None], firestore.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -46,21 +48,45 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT)
 
 
-def _call(what: str, call: Any) -> Any:
-    return with_retries(f"Firestore {what}", call, _is_transient)
+def _call(settings: Settings, what: str, call: Callable[[firestore.Client], T]) -> T:
+    """`call(client)` with bounded retries. A connection failure (UNAVAILABLE) drops the client:
+    its gRPC channel would wait out its reconnect backoff (seconds, growing with the outage)
+    before trying again, so the next attempt, or request, connects on a fresh channel at once."""
+
+    def attempt() -> T:
+        db = client(settings)
+        try:
+            return call(db)
+        except google_exceptions.ServiceUnavailable:
+            _forget(settings, db)
+            raise
+
+    return with_retries(f"Firestore {what}", attempt, _is_transient)
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def client(settings: Settings) -> firestore.Client:
-    """One Firestore client per (project, database, emulator), created on first use."""
-    key = (
+def _client_key(settings: Settings) -> tuple[str | None, str, str | None]:
+    return (
         settings.google_cloud_project,
         settings.firestore_database,
         settings.firestore_emulator_host,
     )
+
+
+def _forget(settings: Settings, failed: firestore.Client) -> None:
+    """Drop `failed` (unless another thread replaced it already); in-flight calls keep it."""
+    with _clients_lock:
+        if _clients.get(_client_key(settings)) is failed:
+            del _clients[_client_key(settings)]
+
+
+def client(settings: Settings) -> firestore.Client:
+    """One Firestore client per (project, database, emulator), created on first use (and again
+    after a connection failure)."""
+    key = _client_key(settings)
     with _clients_lock:
         if key not in _clients:
             _clients[key] = firestore.Client(
@@ -69,8 +95,11 @@ def client(settings: Settings) -> firestore.Client:
         return _clients[key]
 
 
-def collection(settings: Settings) -> firestore.CollectionReference:
-    return client(settings).collection(settings.firestore_collection)
+def collection(
+    settings: Settings, db: firestore.Client | None = None
+) -> firestore.CollectionReference:
+    """The documents' collection (on `db`, else the current client)."""
+    return (db or client(settings)).collection(settings.firestore_collection)
 
 
 @dataclass(frozen=True)
@@ -118,15 +147,15 @@ def _decide(current: dict[str, Any], upload: Upload, at: dt.datetime) -> Claim |
 
 def claim(settings: Settings, upload: Upload) -> Claim:
     """Claim (asset_id, version) for classification; see `Claim` for the outcomes."""
-    ref = collection(settings).document(upload.asset_id)
     claim_id = uuid.uuid4().hex
     at = now()
+    document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
     try:
         _call(
+            settings,
             "claim",
-            lambda: ref.create(
-                _claim_document(upload, claim_id, settings.claim_ttl_s, at),
-                **NO_RETRY,
+            lambda db: (
+                collection(settings, db).document(upload.asset_id).create(document, **NO_RETRY)
             ),
         )
         return Claim("claimed", claim_id=claim_id, created_at=at)
@@ -134,7 +163,7 @@ def claim(settings: Settings, upload: Upload) -> Claim:
         pass
 
     @firestore.transactional
-    def take_over(transaction: firestore.Transaction) -> Claim:
+    def take_over(transaction: firestore.Transaction, ref: Any) -> Claim:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
         current = snapshot.to_dict() if snapshot.exists else None
         if current is not None:
@@ -148,8 +177,11 @@ def claim(settings: Settings, upload: Upload) -> Claim:
         previous = tuple((current or {}).get("tags") or ())
         return Claim("claimed", claim_id=claim_id, created_at=created_at, previous_tags=previous)
 
-    result: Claim = _call("claim", lambda: take_over(client(settings).transaction()))
-    return result
+    return _call(
+        settings,
+        "claim",
+        lambda db: take_over(db.transaction(), collection(settings, db).document(upload.asset_id)),
+    )
 
 
 def _holds(current: dict[str, Any] | None, claim_id: str) -> bool:
@@ -158,8 +190,8 @@ def _holds(current: dict[str, Any] | None, claim_id: str) -> bool:
 
 def holds_claim(settings: Settings, asset_id: str, claim_id: str) -> bool:
     """Whether `claim_id` is still the asset's current claim (no other delivery took over)."""
-    snapshot = _call("read", lambda: collection(settings).document(asset_id).get(**NO_RETRY))
-    return _holds(snapshot.to_dict() if snapshot.exists else None, claim_id)
+    current = get(settings, asset_id)
+    return _holds(current, claim_id)
 
 
 def save(
@@ -175,21 +207,28 @@ def save(
     Returns False (nothing written) when the claim was lost.
     """
     document = {name: record.get(name) for name in fields} | {"claim": None}
-    ref = collection(settings).document(record["asset_id"])
+    asset_id = record["asset_id"]
     if claim_id is None:
-        _call("write", lambda: ref.set(document, **NO_RETRY))
+        _call(
+            settings,
+            "write",
+            lambda db: collection(settings, db).document(asset_id).set(document, **NO_RETRY),
+        )
         return True
 
     @firestore.transactional
-    def write_if_ours(transaction: firestore.Transaction) -> bool:
+    def write_if_ours(transaction: firestore.Transaction, ref: Any) -> bool:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
         if not _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
             return False
         transaction.set(ref, document)
         return True
 
-    written: bool = _call("write", lambda: write_if_ours(client(settings).transaction()))
-    return written
+    return _call(
+        settings,
+        "write",
+        lambda db: write_if_ours(db.transaction(), collection(settings, db).document(asset_id)),
+    )
 
 
 def release(settings: Settings, asset_id: str, reason: str, claim_id: str | None = None) -> None:
@@ -212,7 +251,9 @@ def release(settings: Settings, asset_id: str, reason: str, claim_id: str | None
 
 
 def get(settings: Settings, asset_id: str) -> dict[str, Any] | None:
-    snapshot = _call("read", lambda: collection(settings).document(asset_id).get(**NO_RETRY))
+    snapshot = _call(
+        settings, "read", lambda db: collection(settings, db).document(asset_id).get(**NO_RETRY)
+    )
     return snapshot.to_dict() if snapshot.exists else None
 
 
@@ -220,8 +261,12 @@ def query(
     settings: Settings, field: str | None, value: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """Documents where `field == value` (or all), newest first, at most `limit`."""
-    base: Any = collection(settings)
-    if field is not None:
-        base = base.where(filter=firestore.FieldFilter(field, "==", value))
-    ordered = base.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
-    return _call("query", lambda: [doc.to_dict() for doc in ordered.stream(**NO_RETRY)])
+
+    def run(db: firestore.Client) -> list[dict[str, Any]]:
+        base: Any = collection(settings, db)
+        if field is not None:
+            base = base.where(filter=firestore.FieldFilter(field, "==", value))
+        ordered = base.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [doc.to_dict() for doc in ordered.stream(**NO_RETRY)]
+
+    return _call(settings, "query", run)
