@@ -34,7 +34,9 @@ def test_first_redelivery_after_the_outage_succeeds(make_client, standin, own_fi
     client = make_client("on_upload", FIRESTORE_EMULATOR_HOST=host)
     warm = standin.add_asset(image_bytes(), public_id="recovery/warm")
     body = notification_from(warm)
-    assert client.post("/", data=body, headers=sign_body(body, standin.api_secret)).status_code == 200
+    assert (
+        client.post("/", data=body, headers=sign_body(body, standin.api_secret)).status_code == 200
+    )
 
     resource = standin.add_asset(image_bytes(color=(20, 160, 60)), public_id="recovery/after")
     body = notification_from(resource)
