@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,12 +17,12 @@ WAIT_S = 120
 
 
 @pytest.fixture
-def own_firestore() -> Iterator[dict]:
+def own_firestore() -> Iterator[dict[str, Any]]:
     """A private official emulator this test may stop and start again on the same port."""
     if not local.gcloud_emulator_available("firestore"):
         pytest.skip("gcloud's Firestore emulator is not installed")
     process, host = local.start_gcloud_emulator("firestore")
-    state = {"process": process, "host": host}
+    state: dict[str, Any] = {"process": process, "host": host}
     try:
         yield state
     finally:
