@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
 
+from autotagger import logs
 from autotagger.config import Settings
 from autotagger.retry import with_retries
 from autotagger.webhook import Upload
@@ -38,6 +39,7 @@ _TRANSIENT = (
     google_exceptions.ResourceExhausted,
     google_exceptions.Unknown,
     google_exceptions.RetryError,
+    google_exceptions.Cancelled,  # our own close of a failed channel (`_forget`)
 )
 T = TypeVar("T")
 _clients: dict[tuple[str | None, str, str | None], firestore.Client] = {}
@@ -77,10 +79,22 @@ def _client_key(settings: Settings) -> tuple[str | None, str, str | None]:
 
 
 def _forget(settings: Settings, failed: firestore.Client) -> None:
-    """Drop `failed` (unless another thread replaced it already); in-flight calls keep it."""
+    """Drop `failed` (unless another thread replaced it already) and close its gRPC channel.
+
+    Closing matters: gRPC shares connections ("subchannels") between channels to the same
+    address, backoff state included, so a new client only connects at once when the old
+    channel is gone (calls still on it end CANCELLED, which is retried like UNAVAILABLE).
+    """
     with _clients_lock:
-        if _clients.get(_client_key(settings)) is failed:
-            del _clients[_client_key(settings)]
+        if _clients.get(_client_key(settings)) is not failed:
+            return
+        del _clients[_client_key(settings)]
+    api: Any = getattr(failed, "_firestore_api_internal", None)  # the GAPIC client, if made
+    try:
+        if api is not None:
+            api.transport.close()
+    except Exception as exc:  # best effort: the channel then closes when collected
+        logs.warning("could not close the failed Firestore channel", error=str(exc)[:300])
 
 
 def client(settings: Settings) -> firestore.Client:
