@@ -94,3 +94,9 @@ def test_set_level_filters(capsys) -> None:
     finally:
         logs.set_level("INFO")
     assert [e["message"] for e in _lines(capsys.readouterr().out)] == ["loud", "detail"]
+
+
+def test_a_later_dict_config_does_not_silence_us(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(logs.LOGGER, "disabled", True)  # what dictConfig does to other loggers
+    logs.warning("still here")
+    assert _lines(capsys.readouterr().out) == [{"severity": "WARNING", "message": "still here"}]

@@ -67,6 +67,9 @@ def set_level(level: str) -> None:
 
 def log(severity: str, message: str, **fields: Any) -> None:
     """Write one entry; `fields` become top-level keys (Cloud Logging shows them as jsonPayload)."""
+    # A later logging.config.dictConfig() (functions-framework's LOG_EXECUTION_ID does one)
+    # disables loggers it does not name; ours must keep writing.
+    LOGGER.disabled = False
     LOGGER.log(_LEVELS.get(severity, logging.INFO), message, extra={"fields": fields})
 
 
