@@ -13,7 +13,8 @@ usage() {
 usage: PROJECT=ID [REGION=us-central1] [BUCKET=NAME] [MODEL_DIR=DIR] [CLOUDINARY_URL=...] infra/deploy.sh
 
 Environment (defaults in brackets):
-  PROJECT               Google Cloud project id (required)
+  PROJECT               Google Cloud project id [$GOOGLE_CLOUD_PROJECT, else
+                        `gcloud config get-value project`]
   REGION                functions, bucket and Firestore region [us-central1]
   FIRESTORE_LOCATION    Firestore location, fixed forever once created [$REGION]
   FIRESTORE_DATABASE    Firestore database id [(default)]
@@ -48,8 +49,13 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   usage
   exit 0
 fi
-if [[ -z "${PROJECT:-}" ]]; then
-  echo "deploy.sh: PROJECT is not set" >&2
+# The project as gcloud users expect: PROJECT, else GOOGLE_CLOUD_PROJECT, else gcloud's own.
+PROJECT="${PROJECT:-${GOOGLE_CLOUD_PROJECT:-}}"
+if [[ -z "$PROJECT" ]] && command -v gcloud >/dev/null; then
+  PROJECT="$(gcloud config get-value project 2>/dev/null || true)"
+fi
+if [[ -z "$PROJECT" ]]; then
+  echo "deploy.sh: PROJECT is not set (nor GOOGLE_CLOUD_PROJECT, nor gcloud's core/project)" >&2
   usage >&2
   exit 2
 fi

@@ -596,7 +596,7 @@ class CloudinaryStandin:
         with self._lock:
             self.faults.clear()
 
-    def wait_for_notifications(self, count: int = 1, timeout: float = 5.0) -> list[JsonDict]:
+    def wait_for_notifications(self, count: int = 1, timeout: float = 60.0) -> list[JsonDict]:
         """Block until ``count`` notifications were sent (or ``timeout``); returns the log."""
         with self._sent:
             self._sent.wait_for(lambda: len(self.notifications_sent) >= count, timeout)

@@ -63,9 +63,9 @@ def _upload_notification(standin: CloudinaryStandin, public_id: str) -> dict:
 
 
 def test_sdk_upload_is_tagged_through_the_running_functions(
-    servers: dict[str, str], standin: CloudinaryStandin
+    servers: dict[str, str], standin: CloudinaryStandin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    standin.notification_timeout_s = 120
+    monkeypatch.setattr(standin, "notification_timeout_s", 120)  # the session's stand-in
     timings = []
     for public_id in ["served/first", "served/second"]:
         started = time.perf_counter()

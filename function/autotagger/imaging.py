@@ -28,6 +28,12 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = None
 
 
+def _describe(exc: Exception) -> str:
+    """The reason stored in the `failed` record: the exception's type and its message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageError("empty file (0 bytes)")
@@ -35,8 +41,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError("not an image Pillow can identify") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"cannot open image: {exc}") from None
+    except Exception as exc:  # any plugin's failure on these bytes is the file's fault
+        raise ImageError(f"cannot open image: {_describe(exc)}") from None
     width, height = image.size
     if width < 1 or height < 1:
         raise ImageError("image has no pixels")
@@ -71,7 +77,8 @@ def load_rgb(data: bytes, max_pixels: int, size: tuple[int, int] = INPUT_SIZE) -
     """Decode `data` to a (224, 224, 3) uint8 RGB array; raise ImageError when impossible."""
     image = _open(data, max_pixels)
     try:
-        image.seek(0)  # animated GIF/WebP/APNG: the first frame
+        if image.tell() != 0:  # animated GIF/WebP/APNG: the first frame (open is there already;
+            image.seek(0)  # SPIDER's seek raises on single-image files)
         if image.format == "JPEG":
             # Decode at the smallest DCT scale that is still >= 2x the target (for antialiasing).
             image.draft("RGB", (size[0] * 2, size[1] * 2))
@@ -81,8 +88,8 @@ def load_rgb(data: bytes, max_pixels: int, size: tuple[int, int] = INPUT_SIZE) -
         array = np.asarray(resized, dtype=np.uint8)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"cannot decode image: {exc}") from None
+    except Exception as exc:  # NotImplementedError, struct.error, ...: the file's fault too
+        raise ImageError(f"cannot decode image: {_describe(exc)}") from None
     if array.shape != (size[1], size[0], 3):
         raise ImageError(f"unexpected decoded shape {array.shape}")
     return array

@@ -134,6 +134,8 @@ def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
             result = video.classify(settings, timings, fetched)
         else:
             result = _classify(upload, settings, timings, fetched)
+        if not store.holds_claim(settings, upload.asset_id, claim.claim_id or ""):
+            return _claim_lost(upload, "before the tag write")
         with timings.stage("tags"):
             cloudinary_client.write_tags(
                 upload.public_id,
@@ -146,7 +148,7 @@ def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
     except ImageError as exc:  # not classifiable, or the asset vanished before the tag write
         record = {**base, "status": "failed", "error": exc.reason, "tags": []}
     except Exception as exc:
-        _release(settings, upload.asset_id, exc)
+        _release(settings, upload.asset_id, exc, claim.claim_id)
         if isinstance(exc, AutotaggerError):
             raise
         raise UpstreamError(f"classification failed: {type(exc).__name__}: {exc}") from exc
@@ -155,10 +157,12 @@ def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
     record["updated_at"] = store.now()
     with timings.stage("store"):
         try:
-            store.save(settings, record, PUBLIC_FIELDS)
+            saved = store.save(settings, record, PUBLIC_FIELDS, claim.claim_id)
         except Exception as exc:
-            _release(settings, upload.asset_id, exc)
+            _release(settings, upload.asset_id, exc, claim.claim_id)
             raise
+    if not saved:
+        return _claim_lost(upload, "before the final write")
     logs.log(
         "INFO" if record["status"] == "done" else "WARNING",
         f"classified: {record['status']}",
@@ -171,8 +175,19 @@ def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
     return to_public(record)
 
 
-def _release(settings: Settings, asset_id: str, exc: BaseException) -> None:
+def _claim_lost(upload: Upload, when: str) -> dict[str, Any]:
+    """This delivery stalled past CLAIM_TTL_S and another one took the asset over: its result is
+    dropped (no tags, no write), and the delivery is acknowledged like a superseded one."""
+    logs.warning(
+        f"claim lost {when}: result discarded, another delivery took over",
+        asset_id=upload.asset_id,
+        version=upload.version,
+    )
+    return {"status": "ignored", "reason": f"claim lost {when}: another delivery took over"}
+
+
+def _release(settings: Settings, asset_id: str, exc: BaseException, claim_id: str | None) -> None:
     try:
-        store.release(settings, asset_id, f"transient: {exc}")
+        store.release(settings, asset_id, f"transient: {exc}", claim_id)
     except Exception as release_exc:  # the claim then expires after CLAIM_TTL_S
         logs.warning("could not release claim", asset_id=asset_id, error=str(release_exc)[:300])

@@ -1,11 +1,11 @@
-"""Bounded retries with exponential backoff and full jitter."""
+"""Bounded retries with exponential backoff and full jitter (tenacity), ending in UpstreamError."""
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+import tenacity
 
 from autotagger import logs
 from autotagger.errors import TransientError, UpstreamError
@@ -21,17 +21,28 @@ def with_retries(
     base_delay_s: float = 0.2,
     max_delay_s: float = 2.0,
 ) -> T:
-    """Run `call`; retry transient failures, then raise UpstreamError naming `what`."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return call()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            if attempt == attempts:
-                raise UpstreamError(f"{what} failed after {attempts} attempts: {exc}") from exc
-            cap = min(max_delay_s, base_delay_s * 2 ** (attempt - 1))
-            delay = random.uniform(0, cap)  # noqa: S311 - jitter, not cryptography
-            logs.warning(f"{what} failed, retrying", attempt=attempt, error=str(exc)[:300])
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    """Run `call`; retry transient failures, then raise UpstreamError naming `what`.
+
+    Waits are random in [0, min(max_delay_s, base_delay_s * 2**(attempt-1))] ("full jitter");
+    anything `is_transient` rejects is raised at once, unchanged.
+    """
+
+    def log_retry(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logs.warning(
+            f"{what} failed, retrying", attempt=state.attempt_number, error=str(error)[:300]
+        )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_random_exponential(multiplier=base_delay_s, max=max_delay_s),
+        retry=tenacity.retry_if_exception(is_transient),
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    try:
+        return retrying(call)
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        raise UpstreamError(f"{what} failed after {attempts} attempts: {exc}") from exc

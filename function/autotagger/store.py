@@ -14,12 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
 
+from autotagger import logs
 from autotagger.config import Settings
 from autotagger.retry import with_retries
 from autotagger.webhook import Upload
@@ -37,7 +39,9 @@ _TRANSIENT = (
     google_exceptions.ResourceExhausted,
     google_exceptions.Unknown,
     google_exceptions.RetryError,
+    google_exceptions.Cancelled,  # our own close of a failed channel (`_forget`)
 )
+T = TypeVar("T")
 _clients: dict[tuple[str | None, str, str | None], firestore.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -46,21 +50,57 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _TRANSIENT)
 
 
-def _call(what: str, call: Any) -> Any:
-    return with_retries(f"Firestore {what}", call, _is_transient)
+def _call(settings: Settings, what: str, call: Callable[[firestore.Client], T]) -> T:
+    """`call(client)` with bounded retries. A connection failure (UNAVAILABLE) drops the client:
+    its gRPC channel would wait out its reconnect backoff (seconds, growing with the outage)
+    before trying again, so the next attempt, or request, connects on a fresh channel at once."""
+
+    def attempt() -> T:
+        db = client(settings)
+        try:
+            return call(db)
+        except google_exceptions.ServiceUnavailable:
+            _forget(settings, db)
+            raise
+
+    return with_retries(f"Firestore {what}", attempt, _is_transient)
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def client(settings: Settings) -> firestore.Client:
-    """One Firestore client per (project, database, emulator), created on first use."""
-    key = (
+def _client_key(settings: Settings) -> tuple[str | None, str, str | None]:
+    return (
         settings.google_cloud_project,
         settings.firestore_database,
         settings.firestore_emulator_host,
     )
+
+
+def _forget(settings: Settings, failed: firestore.Client) -> None:
+    """Drop `failed` (unless another thread replaced it already) and close its gRPC channel.
+
+    Closing matters: gRPC shares connections ("subchannels") between channels to the same
+    address, backoff state included, so a new client only connects at once when the old
+    channel is gone (calls still on it end CANCELLED, which is retried like UNAVAILABLE).
+    """
+    with _clients_lock:
+        if _clients.get(_client_key(settings)) is not failed:
+            return
+        del _clients[_client_key(settings)]
+    api: Any = getattr(failed, "_firestore_api_internal", None)  # the GAPIC client, if made
+    try:
+        if api is not None:
+            api.transport.close()
+    except Exception as exc:  # best effort: the channel then closes when collected
+        logs.warning("could not close the failed Firestore channel", error=str(exc)[:300])
+
+
+def client(settings: Settings) -> firestore.Client:
+    """One Firestore client per (project, database, emulator), created on first use (and again
+    after a connection failure)."""
+    key = _client_key(settings)
     with _clients_lock:
         if key not in _clients:
             _clients[key] = firestore.Client(
@@ -69,8 +109,11 @@ def client(settings: Settings) -> firestore.Client:
         return _clients[key]
 
 
-def collection(settings: Settings) -> firestore.CollectionReference:
-    return client(settings).collection(settings.firestore_collection)
+def collection(
+    settings: Settings, db: firestore.Client | None = None
+) -> firestore.CollectionReference:
+    """The documents' collection (on `db`, else the current client)."""
+    return (db or client(settings)).collection(settings.firestore_collection)
 
 
 @dataclass(frozen=True)
@@ -118,15 +161,15 @@ def _decide(current: dict[str, Any], upload: Upload, at: dt.datetime) -> Claim |
 
 def claim(settings: Settings, upload: Upload) -> Claim:
     """Claim (asset_id, version) for classification; see `Claim` for the outcomes."""
-    ref = collection(settings).document(upload.asset_id)
     claim_id = uuid.uuid4().hex
     at = now()
+    document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
     try:
         _call(
+            settings,
             "claim",
-            lambda: ref.create(
-                _claim_document(upload, claim_id, settings.claim_ttl_s, at),
-                **NO_RETRY,
+            lambda db: (
+                collection(settings, db).document(upload.asset_id).create(document, **NO_RETRY)
             ),
         )
         return Claim("claimed", claim_id=claim_id, created_at=at)
@@ -134,7 +177,7 @@ def claim(settings: Settings, upload: Upload) -> Claim:
         pass
 
     @firestore.transactional
-    def take_over(transaction: firestore.Transaction) -> Claim:
+    def take_over(transaction: firestore.Transaction, ref: Any) -> Claim:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
         current = snapshot.to_dict() if snapshot.exists else None
         if current is not None:
@@ -148,26 +191,83 @@ def claim(settings: Settings, upload: Upload) -> Claim:
         previous = tuple((current or {}).get("tags") or ())
         return Claim("claimed", claim_id=claim_id, created_at=created_at, previous_tags=previous)
 
-    result: Claim = _call("claim", lambda: take_over(client(settings).transaction()))
-    return result
+    return _call(
+        settings,
+        "claim",
+        lambda db: take_over(db.transaction(), collection(settings, db).document(upload.asset_id)),
+    )
 
 
-def save(settings: Settings, record: dict[str, Any], fields: tuple[str, ...]) -> None:
-    """Write the final record: every one of `fields` (None where absent), and no claim."""
+def _holds(current: dict[str, Any] | None, claim_id: str) -> bool:
+    return ((current or {}).get("claim") or {}).get("id") == claim_id
+
+
+def holds_claim(settings: Settings, asset_id: str, claim_id: str) -> bool:
+    """Whether `claim_id` is still the asset's current claim (no other delivery took over)."""
+    current = get(settings, asset_id)
+    return _holds(current, claim_id)
+
+
+def save(
+    settings: Settings,
+    record: dict[str, Any],
+    fields: tuple[str, ...],
+    claim_id: str | None = None,
+) -> bool:
+    """Write the final record: every one of `fields` (None where absent), and no claim.
+
+    With `claim_id`, only while that claim is still the current one (a transaction): an instance
+    that stalled past CLAIM_TTL_S must not replace what the delivery that took over wrote.
+    Returns False (nothing written) when the claim was lost.
+    """
     document = {name: record.get(name) for name in fields} | {"claim": None}
-    ref = collection(settings).document(record["asset_id"])
-    _call("write", lambda: ref.set(document, **NO_RETRY))
+    asset_id = record["asset_id"]
+    if claim_id is None:
+        _call(
+            settings,
+            "write",
+            lambda db: collection(settings, db).document(asset_id).set(document, **NO_RETRY),
+        )
+        return True
+
+    @firestore.transactional
+    def write_if_ours(transaction: firestore.Transaction, ref: Any) -> bool:
+        snapshot = ref.get(transaction=transaction, **NO_RETRY)
+        if not _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
+            return False
+        transaction.set(ref, document)
+        return True
+
+    return _call(
+        settings,
+        "write",
+        lambda db: write_if_ours(db.transaction(), collection(settings, db).document(asset_id)),
+    )
 
 
-def release(settings: Settings, asset_id: str, reason: str) -> None:
-    """Let the next delivery take over at once (after a transient failure). Best effort."""
+def release(settings: Settings, asset_id: str, reason: str, claim_id: str | None = None) -> None:
+    """Let the next delivery take over at once (after a transient failure). Best effort; with
+    `claim_id`, only while that claim is still the current one (never someone else's)."""
     ref = collection(settings).document(asset_id)
     at = now()
-    ref.update({"claim": {"expires_at": at}, "updated_at": at, "error": reason[:500]}, **NO_RETRY)
+    changes = {"claim": {"expires_at": at}, "updated_at": at, "error": reason[:500]}
+    if claim_id is None:
+        ref.update(changes, **NO_RETRY)
+        return
+
+    @firestore.transactional
+    def release_if_ours(transaction: firestore.Transaction) -> None:
+        snapshot = ref.get(transaction=transaction, **NO_RETRY)
+        if _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
+            transaction.update(ref, changes)
+
+    release_if_ours(client(settings).transaction())
 
 
 def get(settings: Settings, asset_id: str) -> dict[str, Any] | None:
-    snapshot = _call("read", lambda: collection(settings).document(asset_id).get(**NO_RETRY))
+    snapshot = _call(
+        settings, "read", lambda db: collection(settings, db).document(asset_id).get(**NO_RETRY)
+    )
     return snapshot.to_dict() if snapshot.exists else None
 
 
@@ -175,8 +275,12 @@ def query(
     settings: Settings, field: str | None, value: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """Documents where `field == value` (or all), newest first, at most `limit`."""
-    base: Any = collection(settings)
-    if field is not None:
-        base = base.where(filter=firestore.FieldFilter(field, "==", value))
-    ordered = base.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
-    return _call("query", lambda: [doc.to_dict() for doc in ordered.stream(**NO_RETRY)])
+
+    def run(db: firestore.Client) -> list[dict[str, Any]]:
+        base: Any = collection(settings, db)
+        if field is not None:
+            base = base.where(filter=firestore.FieldFilter(field, "==", value))
+        ordered = base.order_by("created_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [doc.to_dict() for doc in ordered.stream(**NO_RETRY)]
+
+    return _call(settings, "query", run)
