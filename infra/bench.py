@@ -191,10 +191,10 @@ def _part_seed(fp32_dir: str, int8_dir: str, repeat: int) -> dict[str, Any]:
     from keras.applications.vgg16 import preprocess_input
     from keras.utils import img_to_array, load_img
 
-    from autotagger import cloudinary_client, imaging, model
+    from autotagger import cloudinary_client, imaging, model, model_build
 
     started = time.perf_counter()
-    keras_model, _ = model.build_keras_vgg16("random")
+    keras_model, _ = model_build.build_keras_vgg16("random")
     keras_model.predict(np.zeros((1, 224, 224, 3), np.float32), verbose=0)
     seed_ready_s = time.perf_counter() - started
     started = time.perf_counter()

@@ -70,7 +70,13 @@ def _classify(
 ) -> dict[str, Any]:
     """Everything after the claim up to (not including) the tag write; raises ImageError."""
     batch = fetched.result()
-    spec = (settings.model_weights, settings.model_precision, settings.model_max_batch)
+    spec = (
+        settings.model_weights,
+        settings.model_precision,
+        settings.model_max_batch,
+        settings.model_engine,
+        settings.model_openvino_hint,
+    )
     if not model.is_loaded(*spec):
         with timings.stage("model_load"):
             classifier = model.get_model(*spec)
