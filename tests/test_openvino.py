@@ -277,3 +277,70 @@ def test_serving_openvino_never_imports_tensorflow(model_dir: Path, base_env, st
         if '"model loaded"' in line
     ]
     assert [line["engine"] for line in loaded] == ["openvino"]
+
+
+# -- deployment -----------------------------------------------------------------------------------
+
+
+def _dry_run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    artifact = tmp_path / "vgg16-imagenet"
+    artifact.mkdir(exist_ok=True)
+    (artifact / "manifest.json").write_text('{"name": "vgg16/imagenet", "openvino": {}}')
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PROJECT": "demo-proj"}
+    return subprocess.run(
+        ["bash", str(ROOT / "infra" / "deploy.sh")],
+        env={**base, "BUCKET": "demo-models", "MODEL_DIR": str(artifact), "DRY_RUN": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _line(output: str, prefix: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("+ " + prefix))
+
+
+def test_deploy_openvino_ships_only_the_ir_without_tensorflow(tmp_path: Path) -> None:
+    done = _dry_run(tmp_path, MODEL_ENGINE="openvino", WITHOUT_TENSORFLOW="1")
+    assert done.returncode == 0, done.stderr
+    rsync = _line(done.stdout, "gcloud storage rsync")
+    assert "gs://demo-models/models/vgg16-imagenet-openvino " in rsync
+    assert "'--exclude=^(saved_model/.*|weights\\.bin)$'" in rsync
+    deploy = _line(done.stdout, "gcloud functions deploy autotagger-on-upload")
+    assert " --memory=2Gi " in deploy
+    assert f" --source={ROOT / 'function'} " not in deploy  # a copy without tensorflow-cpu
+    assert "on_upload without tensorflow-cpu" in done.stdout
+    env = deploy.split("'--set-env-vars=^|^")[1].removesuffix("'").split("|")
+    assert "MODEL_ENGINE=openvino" in env
+    assert "MODEL_WEIGHTS=gs://demo-models/models/vgg16-imagenet-openvino" in env
+
+
+def test_deploy_engine_checks(tmp_path: Path) -> None:
+    done = _dry_run(tmp_path, WITHOUT_TENSORFLOW="1")
+    assert done.returncode == 1
+    assert "WITHOUT_TENSORFLOW=1 needs MODEL_ENGINE=openvino or MODEL_PRECISION=int8" in done.stderr
+    done = _dry_run(tmp_path, MODEL_ENGINE="onnx")
+    assert done.returncode == 1 and "MODEL_ENGINE must be" in done.stderr
+    tensorflow = _dry_run(tmp_path, MODEL_ENGINE="tensorflow")
+    assert tensorflow.returncode == 0, tensorflow.stderr
+    rsync = _line(tensorflow.stdout, "gcloud storage rsync")
+    assert "models/vgg16-imagenet-tensorflow " in rsync and "'--exclude=^openvino/.*$'" in rsync
+    assert " --memory=4Gi " in _line(tensorflow.stdout, "gcloud functions deploy autotagger-on")
+    (tmp_path / "vgg16-imagenet" / "manifest.json").write_text('{"name": "old"}')
+    done = subprocess.run(
+        ["bash", str(ROOT / "infra" / "deploy.sh")],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "PROJECT": "p",
+            "MODEL_DIR": str(tmp_path / "vgg16-imagenet"),
+            "DRY_RUN": "1",
+            "MODEL_ENGINE": "openvino",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1 and "has no OpenVINO IR" in done.stderr
