@@ -1176,11 +1176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_part(args)))
         return 0
     if args.from_json:
-        data = json.loads(args.from_json.read_text())
-        for run in data["runs"].values():  # JSON made the concurrency levels strings
-            if "levels" in run:
-                run["levels"] = {int(level): row for level, row in run["levels"].items()}
-        write(data, args.out)
+        write(read_json(args.from_json), args.out)
         return 0
     begun = time.perf_counter()
     cpu = CpuAccount()
@@ -1274,6 +1270,16 @@ def main(argv: list[str] | None = None) -> int:
 
     write(data, args.out)
     return 0
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A finished run's bench.json, as `main` had it (JSON made the concurrency levels
+    strings)."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    for run in data["runs"].values():
+        if "levels" in run:
+            run["levels"] = {int(level): row for level, row in run["levels"].items()}
+    return data
 
 
 def write(data: dict[str, Any], out: Path) -> None:
