@@ -145,7 +145,7 @@ def _classifier(settings: Settings) -> model.Classifier:
     this version of the settings has (precision, batch size), passed the way the pipeline does."""
     options = {
         name: getattr(settings, f"model_{name}")
-        for name in ("precision", "max_batch")
+        for name in ("precision", "max_batch", "engine", "openvino_hint")
         if hasattr(settings, f"model_{name}")
     }
     return model.get_model(settings.model_weights, **options)

@@ -1,27 +1,36 @@
-"""Benchmark: cold start, warm latency, big photos, concurrency and memory, as ratios.
+"""Benchmark: cold start, warm latency, big photos, concurrency and memory, as ratios, for each
+engine (TensorFlow and OpenVINO fp32, LiteRT int8) side by side.
 
     python infra/bench.py [--out docs] [--quick]       (what `make bench` runs)
+    python infra/bench.py --from-json docs/bench.json  (rewrite the report of a finished run)
 
-Everything is measured side by side in one run on this machine:
+Everything is measured side by side in one run on this machine, whose CPU model is printed:
 
-- bare references, each in its own subprocess: `python -c "import tensorflow"`, the model's
-  forward pass (fp32 SavedModel artifact and int8 LiteRT artifact, batch 1, warm), and the
-  seed-style pipeline (build Keras VGG16, full-size `load_img`, `model.predict()` per image);
+- bare references, each in its own subprocess: `python -c "import tensorflow"`; the fp32 floor
+  (the best GFLOP/s of a large fp32 matmul, NumPy's and TensorFlow's, and VGG16's 30.95 GFLOP at
+  that rate); the model's forward pass per engine (TensorFlow and OpenVINO on the fp32
+  artifact, LiteRT on the int8 one; batch 1 and 8, warm); OpenVINO's configurations (latency
+  hint with and without micro-batching, throughput hint with a request pool) at 8 concurrent
+  callers, measured in alternation; OpenVINO's labels against TensorFlow's; and the seed-style
+  pipeline (build Keras VGG16, full-size `load_img`, `model.predict()` per image);
 - `on_upload` under functions-framework (gunicorn, THREADS=8) with the Firestore emulator and
   the Cloudinary stand-in, sent signed webhooks the way Cloudinary does: cold start (process
   start to first answer), warm end to end, a 12 MP JPEG against a small one, 1/2/4/8 concurrent
   requests, and the peak RSS of the server's process tree (psutil, sampled every 25 ms);
-  configurations: fp32, fp32 with micro-batching (MODEL_MAX_BATCH=8), int8, and fp32 with
-  DOWNLOAD_RENDITION=0 (the full-size fallback).
+  configurations: TensorFlow, TensorFlow with micro-batching (MODEL_MAX_BATCH=8), OpenVINO
+  (latency hint, micro-batching), int8, and TensorFlow with DOWNLOAD_RENDITION=0 (the full-size
+  fallback).
 
 The stand-in renders derived images with Pillow in this process. Cloudinary stores a derived
 image once made, and an upload preset with an `eager` transformation makes it before the
 notification is sent; the stand-in is given the same behaviour (renditions made at upload),
 and the cost of a rendition made on demand (first request of a 12 MP photo) is reported too.
 
-Prints a markdown table and writes OUT/bench.md and OUT/bench.png (latency and throughput
-against concurrency). Random weights (no internet): only timings, memory and pixel/label
-agreement mean anything. Takes about 2 minutes here; `--quick` runs fewer requests.
+Other processes' CPU use during the run is reported: on a shared machine the absolute numbers
+move, the ratios from one run are what count. Prints a markdown table and writes OUT/bench.md,
+OUT/bench.json and OUT/bench.png (latency and throughput against concurrency). Random weights
+(no internet): only timings, memory and pixel/label agreement mean anything. `--quick` runs
+fewer requests.
 """
 
 from __future__ import annotations
@@ -62,7 +71,17 @@ from tests.helpers import notification_from, sign_body  # noqa: E402
 SAMPLE_PHOTO = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
 LEVELS = (1, 2, 4, 8)
 CORES = psutil.cpu_count() or 1
+# forward references: (int8 artifact?, precision, engine)
+FORWARDS = {
+    "tensorflow": (False, "fp32", "tensorflow"),
+    "openvino": (False, "fp32", "openvino"),
+    "int8": (True, "int8", "auto"),
+}
 GOALS = {
+    "cold_openvino": 0.35,
+    "floor_openvino": 1.4,
+    "throughput8_openvino": 1.1,
+    "rss_openvino": 1.5,
     "cold_fp32": 1.6,
     "cold_int8": 0.5,
     "warm": 1.15,
@@ -122,11 +141,11 @@ def import_tensorflow_s(runs: int) -> list[float]:
 # -- the in-subprocess parts (run as `bench.py --part NAME ...`) ---------------------------------
 
 
-def _part_forward(weights: str, precision: str, repeat: int) -> dict[str, Any]:
+def _part_forward(weights: str, precision: str, repeat: int, engine: str) -> dict[str, Any]:
     from autotagger import model
 
     started = time.perf_counter()
-    classifier = model.get_model(weights, precision)
+    classifier = model.get_model(weights, precision, engine=engine)
     load_s = time.perf_counter() - started
     batch = np.random.default_rng(0).uniform(-120, 130, (8, 224, 224, 3)).astype(np.float32)
     classifier.predict(batch[:1])
@@ -142,12 +161,106 @@ def _part_forward(weights: str, precision: str, repeat: int) -> dict[str, Any]:
         classifier.predict(batch[:size])
         per_image[size] = (time.perf_counter() - started) / size * 1e3
     return {
+        "engine": getattr(classifier, "engine", "?"),
         "load_s": load_s,
         "forward_ms": statistics.median(times) * 1e3,
         "forward_ms_all": [t * 1e3 for t in times],
         "per_image_ms_batch": per_image,
         "tensorflow_imported": "tensorflow" in sys.modules,
         "rss_mb": psutil.Process().memory_info().rss / 2**20,
+    }
+
+
+VGG16_GFLOP = 30.95  # one 224x224 forward: 15.47 G multiply-adds (conv + dense), 2 FLOP each
+
+
+def _part_floor() -> dict[str, Any]:
+    """The fp32 floor: the best GFLOP/s a large fp32 matmul reaches here (NumPy's BLAS and
+    TensorFlow's oneDNN, every core), and what VGG16's 30.95 GFLOP cost at that rate."""
+    n = 4096
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+
+    def rate(matmul: Callable[[], Any]) -> float:
+        matmul()
+        best = float("inf")
+        for _ in range(6):
+            started = time.perf_counter()
+            matmul()
+            best = min(best, time.perf_counter() - started)
+        return 2 * n**3 / best / 1e9
+
+    rates = {"numpy": rate(lambda: a @ b)}
+    import tensorflow as tf
+
+    ta, tb = tf.constant(a), tf.constant(b)
+    rates["tensorflow"] = rate(lambda: tf.matmul(ta, tb).numpy())
+    gflops = max(rates.values())
+    return {"gflops": rates, "best_gflops": gflops, "floor_ms": VGG16_GFLOP / gflops * 1e3}
+
+
+def _part_tune(weights: str, rounds: int) -> dict[str, Any]:
+    """OpenVINO configurations side by side in one process, measured in alternation (so other
+    load on the machine hits them alike): batch-1 forward, and images/s with 8 threads each
+    calling `predict` with one image, as on_upload's 8 request threads do."""
+    from autotagger import model
+
+    configs = {
+        "latency + micro-batching (8)": ("latency", 8),
+        "latency, no batching": ("latency", 1),
+        "throughput (1 stream per core, request pool)": ("throughput", 1),
+    }
+    models = {
+        key: model.get_model(weights, max_batch=mb, engine="openvino", openvino_hint=hint)
+        for key, (hint, mb) in configs.items()
+    }
+    image = np.random.default_rng(1).uniform(-120, 130, (1, 224, 224, 3)).astype(np.float32)
+    stacked = np.repeat(image, 8, axis=0)
+    for classifier in models.values():  # every batch size the micro-batcher may form, planned
+        for size in range(1, 9):
+            classifier.predict(stacked[:size])
+    single: dict[str, list[float]] = {key: [] for key in models}
+    rates: dict[str, list[float]] = {key: [] for key in models}
+    per_thread = 4
+    for _ in range(rounds):
+        for key, classifier in models.items():
+            for _ in range(3):
+                started = time.perf_counter()
+                classifier.predict(image)
+                single[key].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda _, c=classifier: c.predict(image), range(8 * per_thread)))
+            rates[key].append(8 * per_thread / (time.perf_counter() - started))
+    reference = statistics.median(single["latency, no batching"])
+    out = {}
+    for key in models:
+        b1 = statistics.median(single[key])
+        rate = statistics.median(rates[key])
+        out[key] = {
+            "forward_ms": b1 * 1e3,
+            "images_per_s_8": rate,
+            "vs_own_ceiling": rate * b1,
+            "vs_latency_ceiling": rate * reference,
+        }
+    return out
+
+
+def _part_fidelity(weights: str) -> dict[str, Any]:
+    """OpenVINO against TensorFlow on the same artifact: photos and drawings as served."""
+    from autotagger import imaging, model
+
+    pixels = [imaging.load_rgb(data, 10**9) for _, data in _resize_images()]
+    batch = imaging.preprocess(np.stack(pixels))
+    ov = model.get_model(weights, engine="openvino").predict(batch)
+    tf = model.get_model(weights, engine="tensorflow").predict(batch)
+    top5 = [
+        list(np.argsort(-a)[:5]) == list(np.argsort(-b)[:5]) for a, b in zip(ov, tf, strict=True)
+    ]
+    return {
+        "images": len(batch),
+        "max_abs_diff": float(np.abs(ov - tf).max()),
+        "top5_identical": int(sum(top5)),
     }
 
 
@@ -191,10 +304,10 @@ def _part_seed(fp32_dir: str, int8_dir: str, repeat: int) -> dict[str, Any]:
     from keras.applications.vgg16 import preprocess_input
     from keras.utils import img_to_array, load_img
 
-    from autotagger import cloudinary_client, imaging, model
+    from autotagger import cloudinary_client, imaging, model, model_build
 
     started = time.perf_counter()
-    keras_model, _ = model.build_keras_vgg16("random")
+    keras_model, _ = model_build.build_keras_vgg16("random")
     keras_model.predict(np.zeros((1, 224, 224, 3), np.float32), verbose=0)
     seed_ready_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -569,7 +682,9 @@ def run_config(
     colds = []
     server: Server | None = None
     for i in range(cold_starts):
+        reference = import_tensorflow_s(1)[0]  # right before: the machine's load now
         server, cold = bench.start(name, env, bench.asset(images["small"], "cold"))
+        cold["import_tensorflow_s"] = reference
         colds.append(cold)
         if i < cold_starts - 1:
             server.stop()
@@ -582,6 +697,7 @@ def run_config(
         result: dict[str, Any] = {
             "cold": colds,
             "cold_s": statistics.median(c["cold_s"] for c in colds),
+            "cold_ratio": statistics.median(c["cold_s"] / c["import_tensorflow_s"] for c in colds),
             "small_ms": statistics.median(o.ms for o in small),
             "small_all_ms": [o.ms for o in small],
             "small_server_ms": statistics.median(o.record["timings"]["total"] for o in small),
@@ -616,110 +732,161 @@ def _ok(met: bool) -> str:
     return "yes" if met else "**no**"
 
 
+SERVED = ("tensorflow", "tensorflow+batch", "openvino", "int8")
+COLD, SMALL, PSS = "cold_s", "small_ms", "pss_end_mb"
+ENGINE_OF = {
+    "tensorflow": "tensorflow",
+    "tensorflow+batch": "tensorflow",
+    "openvino": "openvino",
+    "int8": "int8",
+}
+
+
 def report(data: dict[str, Any]) -> str:
     tf_s = statistics.median(data["import_tensorflow_s"])
-    fwd = {k: data["forward"][k]["forward_ms"] for k in ("fp32", "int8")}
+    fwd = {k: data["forward"][k]["forward_ms"] for k in FORWARDS}
     runs = data["runs"]
-    fp32, batch, int8, norend = (
-        runs["fp32"],
-        runs["fp32+batch"],
+    tf, batch, ov, int8, norend = (
+        runs["tensorflow"],
+        runs["tensorflow+batch"],
+        runs["openvino"],
         runs["int8"],
-        runs["fp32 no rendition"],
+        runs["tensorflow no rendition"],
     )
-    seed = data["seed"]
+    seed, floor = data["seed"], data["floor"]
     lines = [
         f"Measured {data['date']} on {data['machine']} (random weights; ratios from one run).",
         "",
-        "| measure | fp32, MODEL_MAX_BATCH=1 | fp32, micro-batching (default) | int8 (LiteRT) "
-        "| goal | met |",
-        "| --- | ---: | ---: | ---: | --- | --- |",
+        "| measure | TensorFlow, MODEL_MAX_BATCH=1 | TensorFlow, micro-batching "
+        "| OpenVINO (latency hint, micro-batching) | int8 (LiteRT) | goal | met |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    cold = {k: runs[k]["cold_s"] / tf_s for k in ("fp32", "fp32+batch", "int8")}
+
+    def cells(fmt: Callable[[str, dict[str, Any]], str]) -> str:
+        return " | ".join(fmt(key, runs[key]) for key in SERVED)
+
+    cold = {k: runs[k]["cold_ratio"] for k in SERVED}
     lines.append(
-        f"| cold start / bare `import tensorflow` ({tf_s:.2f} s) "
-        f"| {cold['fp32']:.2f}x ({fp32['cold_s']:.2f} s) | {cold['fp32+batch']:.2f}x "
-        f"({batch['cold_s']:.2f} s) | {cold['int8']:.2f}x ({int8['cold_s']:.2f} s) "
-        f"| ≤ 1.6x fp32, ≤ 0.5x int8 "
-        f"| {_ok(cold['fp32'] <= GOALS['cold_fp32'])} / {_ok(cold['int8'] <= GOALS['cold_int8'])} |"
+        f"| cold start (process start → first answer) / a bare `import tensorflow` run just "
+        f"before it (median {tf_s:.2f} s) "
+        f"| {cells(lambda k, r: f'{cold[k]:.2f}x ({r[COLD]:.2f} s)')} "
+        f"| ≤ 1.6x TensorFlow, ≤ 0.35x OpenVINO, ≤ 0.5x int8 "
+        f"| {_ok(cold['tensorflow'] <= GOALS['cold_fp32'])} / "
+        f"{_ok(cold['openvino'] <= GOALS['cold_openvino'])} / "
+        f"{_ok(cold['int8'] <= GOALS['cold_int8'])} |"
     )
-    warm = {
-        "fp32": fp32["small_ms"] / fwd["fp32"],
-        "fp32+batch": batch["small_ms"] / fwd["fp32"],
-        "int8": int8["small_ms"] / fwd["int8"],
-    }
+    floor_ms = floor["floor_ms"]
+    ratio = {k: statistics.median(data["floor_ratio_rounds"][k]) for k in FORWARDS}
     lines.append(
-        f"| warm end-to-end median / bare model forward (fp32 {fwd['fp32']:.0f} ms, "
-        f"int8 {fwd['int8']:.0f} ms) | {warm['fp32']:.2f}x ({fp32['small_ms']:.0f} ms) "
-        f"| {warm['fp32+batch']:.2f}x ({batch['small_ms']:.0f} ms) "
-        f"| {warm['int8']:.2f}x ({int8['small_ms']:.0f} ms) | ≤ 1.15x "
-        f"| {_ok(warm['fp32'] <= GOALS['warm'])} / {_ok(warm['int8'] <= GOALS['warm'])} |"
+        f"| model forward, batch 1 / fp32 floor (median over {len(data['floor_runs'])} rounds "
+        f"of floor + forwards; floor {floor_ms:.0f} ms = {VGG16_GFLOP} GFLOP at "
+        f"{floor['best_gflops']:.0f} GFLOP/s, a 4096² fp32 matmul) "
+        f"| {ratio['tensorflow']:.2f}x ({fwd['tensorflow']:.0f} ms) | "
+        f"| {ratio['openvino']:.2f}x ({fwd['openvino']:.0f} ms) "
+        f"| {ratio['int8']:.2f}x ({fwd['int8']:.0f} ms) | ≤ 1.4x OpenVINO "
+        f"| {_ok(ratio['openvino'] <= GOALS['floor_openvino'])} |"
     )
-    big = {k: runs[k]["12mp_ms"] - runs[k]["small_ms"] for k in ("fp32", "fp32+batch", "int8")}
+    per8 = {k: data["forward"][k]["per_image_ms_batch"]["8"] for k in FORWARDS}
+    lines.append(
+        f"| model forward, batch 8, per image / floor | {per8['tensorflow'] / floor_ms:.2f}x "
+        f"({per8['tensorflow']:.0f} ms) | | {per8['openvino'] / floor_ms:.2f}x "
+        f"({per8['openvino']:.0f} ms) | {per8['int8'] / floor_ms:.2f}x ({per8['int8']:.0f} ms) "
+        "| (report) | |"
+    )
+    warm = {k: runs[k]["small_ms"] / fwd[ENGINE_OF[k]] for k in SERVED}
+    lines.append(
+        f"| warm end-to-end median / the engine's bare forward "
+        f"| {cells(lambda k, r: f'{warm[k]:.2f}x ({r[SMALL]:.0f} ms)')} | ≤ 1.15x "
+        f"| {_ok(warm['tensorflow'] <= GOALS['warm'])} / {_ok(warm['openvino'] <= GOALS['warm'])}"
+        f" / {_ok(warm['int8'] <= GOALS['warm'])} |"
+    )
+    big = {k: runs[k]["12mp_ms"] - runs[k]["small_ms"] for k in SERVED}
     lines.append(
         f"| 12 MP JPEG - small JPEG, end to end (rendition made at upload) "
-        f"| {big['fp32']:+.0f} ms | {big['fp32+batch']:+.0f} ms | {big['int8']:+.0f} ms "
+        f"| {cells(lambda k, r: f'{big[k]:+.0f} ms')} "
         f"| ≤ +50 ms | {_ok(max(big.values()) <= GOALS['big_ms'])} |"
     )
     lines.append(
-        f"| … rendition made on demand (first request) / DOWNLOAD_RENDITION=0 (fp32) "
-        f"| {fp32['12mp_on_demand_ms'] - fp32['small_ms']:+.0f} ms / "
-        f"{norend['12mp_ms'] - norend['small_ms']:+.0f} ms | | | (reference) | |"
+        f"| … rendition made on demand (first request) / DOWNLOAD_RENDITION=0 (TensorFlow) "
+        f"| {tf['12mp_on_demand_ms'] - tf['small_ms']:+.0f} ms / "
+        f"{norend['12mp_ms'] - norend['small_ms']:+.0f} ms | | | | (reference) | |"
     )
     for level in LEVELS:
-        cells = []
-        for key in ("fp32", "fp32+batch", "int8"):
-            row = runs[key]["levels"][level]
-            ceiling = 1e3 / fwd["int8" if key == "int8" else "fp32"]
-            cells.append(
-                f"{row['throughput_rps'] / ceiling:.2f}x ({row['throughput_rps']:.1f}/s, "
-                f"p50 {row['p50_ms']:.0f} ms, {row['errors']} err)"
+
+        def level_cell(key: str, run: dict[str, Any], level: int = level) -> str:
+            row = run["levels"][level]
+            ratio = row["throughput_rps"] * fwd[ENGINE_OF[key]] / 1e3
+            return (
+                f"{ratio:.2f}x ({row['throughput_rps']:.1f}/s, p50 {row['p50_ms']:.0f} ms, "
+                f"{row['errors']} err)"
             )
+
         goal, met = "", ""
         if level == 8:
-            goal = "≥ 0.85x, 0 errors"
-            best = max(
-                runs[k]["levels"][8]["throughput_rps"] * fwd["fp32"] / 1e3
-                for k in ("fp32", "fp32+batch")
+            goal = "≥ 0.85x TensorFlow, ≥ 1.1x OpenVINO, ≥ 0.85x int8; 0 errors"
+            best_tf = max(
+                runs[k]["levels"][8]["throughput_rps"] * fwd["tensorflow"] / 1e3
+                for k in ("tensorflow", "tensorflow+batch")
             )
-            int8_8 = runs["int8"]["levels"][8]["throughput_rps"] * fwd["int8"] / 1e3
-            met = f"{_ok(best >= GOALS['throughput8'])} / {_ok(int8_8 >= GOALS['throughput8'])}"
+            ov8 = ov["levels"][8]["throughput_rps"] * fwd["openvino"] / 1e3
+            int8_8 = int8["levels"][8]["throughput_rps"] * fwd["int8"] / 1e3
+            errors = sum(runs[k]["levels"][8]["errors"] for k in SERVED)
+            met = (
+                f"{_ok(best_tf >= GOALS['throughput8'])} / "
+                f"{_ok(ov8 >= GOALS['throughput8_openvino'])} / "
+                f"{_ok(int8_8 >= GOALS['throughput8'])}; {_ok(errors == 0)}"
+            )
         lines.append(
-            f"| throughput at {level} concurrent / (1 / model forward) | {' | '.join(cells)} "
-            f"| {goal} | {met} |"
+            f"| throughput at {level} concurrent / batch-1 ceiling (1 / the engine's forward) "
+            f"| {cells(level_cell)} | {goal} | {met} |"
         )
-    gain = batch["levels"][8]["throughput_rps"] / fp32["levels"][8]["throughput_rps"] - 1
-    slower = batch["small_ms"] / fp32["small_ms"] - 1
+    gain = batch["levels"][8]["throughput_rps"] / tf["levels"][8]["throughput_rps"] - 1
+    slower = batch["small_ms"] / tf["small_ms"] - 1
     lines.append(
-        f"| micro-batching vs MODEL_MAX_BATCH=1: throughput at 8 concurrent, single-request "
-        f"latency | | {gain:+.0%}, {slower:+.0%} | | a gain, latency ≤ +10% "
+        f"| micro-batching vs MODEL_MAX_BATCH=1 (TensorFlow): throughput at 8 concurrent, "
+        f"single-request latency | | {gain:+.0%}, {slower:+.0%} | | | a gain, latency ≤ +10% "
         f"| {_ok(gain > 0 and slower <= 0.10)} |"
     )
-    rss = {k: runs[k]["peak_rss_mb"] / 1024 for k in ("fp32", "fp32+batch", "int8")}
+    rss = {k: runs[k]["peak_rss_mb"] / 1024 for k in SERVED}
     lines.append(
-        f"| peak RSS of the process tree (PSS at the end) | {rss['fp32']:.2f} GB "
-        f"({fp32['pss_end_mb'] / 1024:.2f}) | {rss['fp32+batch']:.2f} GB "
-        f"({batch['pss_end_mb'] / 1024:.2f}) | {rss['int8']:.2f} GB "
-        f"({int8['pss_end_mb'] / 1024:.2f}) | ≤ 1.8 GB fp32, ≤ 0.5 GB int8 "
-        f"| {_ok(max(rss['fp32'], rss['fp32+batch']) <= GOALS['rss_fp32'])} / "
+        f"| peak RSS of the process tree (PSS at the end) "
+        f"| {cells(lambda k, r: f'{rss[k]:.2f} GB ({r[PSS] / 1024:.2f})')} "
+        f"| ≤ 1.8 GB TensorFlow, ≤ 1.5 GB OpenVINO, ≤ 0.5 GB int8 "
+        f"| {_ok(max(rss['tensorflow'], rss['tensorflow+batch']) <= GOALS['rss_fp32'])} / "
+        f"{_ok(rss['openvino'] <= GOALS['rss_openvino'])} / "
         f"{_ok(rss['int8'] <= GOALS['rss_int8'])} |"
+    )
+    fid = data["fidelity"]
+    same = fid["top5_identical"] == fid["images"] and fid["max_abs_diff"] <= 1e-5
+    lines.append(
+        f"| OpenVINO vs TensorFlow, same weights: top-5 identical, max abs probability "
+        f"difference ({fid['images']} images) | | | {fid['top5_identical']}/{fid['images']}, "
+        f"{fid['max_abs_diff']:.1e} | | identical labels (≤ 1e-5) | {_ok(same)} |"
+    )
+    lines.append(
+        f"| OpenVINO / TensorFlow model time, batch 1 (batch 8 per image): which engine wins "
+        f"on this CPU | | | {fwd['openvino'] / fwd['tensorflow']:.2f}x "
+        f"({per8['openvino'] / per8['tensorflow']:.2f}x) | | (report: < 1 favours OpenVINO) | |"
     )
     ours_12mp, ours_int8 = seed["ours_12mp_rendition_ms"], seed["ours_int8_12mp_rendition_ms"]
     lines.append(
         f"| seed-style (Keras VGG16 + full `load_img` + `predict()`) / ours, per 12 MP image "
         f"| {seed['seed_12mp_ms'] / ours_12mp:.1f}x "
-        f"({seed['seed_12mp_ms']:.0f} / {ours_12mp:.0f} ms) | | "
+        f"({seed['seed_12mp_ms']:.0f} / {ours_12mp:.0f} ms) | | | "
         f"{seed['seed_12mp_ms'] / ours_int8:.1f}x ({ours_int8:.0f} ms) | (report) | |"
     )
     lines.append(
         f"| seed-style / ours, model ready after import (build + first predict / artifact load) "
         f"| {seed['seed_ready_s'] / seed['ours_ready_s']:.1f}x "
-        f"({seed['seed_ready_s']:.1f} / {seed['ours_ready_s']:.2f} s) | | "
-        f"{seed['seed_ready_s'] / data['forward']['int8']['load_s']:.0f}x "
+        f"({seed['seed_ready_s']:.1f} / {seed['ours_ready_s']:.2f} s) | "
+        f"| {seed['seed_ready_s'] / data['forward']['openvino']['load_s']:.0f}x "
+        f"({data['forward']['openvino']['load_s']:.2f} s) "
+        f"| {seed['seed_ready_s'] / data['forward']['int8']['load_s']:.0f}x "
         f"({data['forward']['int8']['load_s']:.2f} s) | (report) | |"
     )
-    ratio = fwd["int8"] / fwd["fp32"]
+    ratio = fwd["int8"] / fwd["tensorflow"]
     lines.append(
-        f"| int8 / fp32 model time (batch 1) | | | {ratio:.2f}x | ≤ 0.4x "
+        f"| int8 / fp32 (TensorFlow) model time (batch 1) | | | | {ratio:.2f}x | ≤ 0.4x "
         f"| {_ok(ratio <= GOALS['int8_vs_fp32'])} |"
     )
     return "\n".join(lines)
@@ -730,7 +897,19 @@ def details(data: dict[str, Any]) -> str:
     out = ["", "Details:", ""]
     tf = ", ".join(f"{t:.2f}" for t in data["import_tensorflow_s"])
     out.append(f"- bare `import tensorflow`: {tf} s")
-    for key in ("fp32", "int8"):
+    floor = data["floor"]
+    rates = ", ".join(f"{k} {v:.0f}" for k, v in floor["gflops"].items())
+    out.append(
+        f"- fp32 floor: 4096² float32 matmul, best of 6, every core: {rates} GFLOP/s; "
+        f"VGG16's {VGG16_GFLOP} GFLOP at the best rate: {floor['floor_ms']:.0f} ms (rounds: "
+        + ", ".join(f"{run['floor_ms']:.0f}" for run in data["floor_runs"])
+        + " ms); forward / floor per round: "
+        + "; ".join(
+            f"{key} " + ", ".join(f"{r:.2f}x" for r in rounds)
+            for key, rounds in data["floor_ratio_rounds"].items()
+        )
+    )
+    for key in FORWARDS:
         f = data["forward"][key]
         batches = ", ".join(f"batch {b}: {ms:.0f}" for b, ms in f["per_image_ms_batch"].items())
         runs_ms = " / ".join(f"{ms:.0f}" for ms in f["forward_ms_runs"])
@@ -738,12 +917,15 @@ def details(data: dict[str, Any]) -> str:
             f"- {key} forward (batch 1, median of all samples): {f['forward_ms']:.1f} ms "
             f"(min {f['forward_ms_min']:.1f}; before / after the server runs: {runs_ms} ms); "
             f"per image at "
-            f"{batches} ms; load {f['load_s']:.2f} s; tensorflow imported: "
+            f"{batches} ms; load (import + load + first forward) {f['load_s']:.2f} s; RSS "
+            f"{f['rss_mb']:.0f} MB; tensorflow imported: "
             f"{f['tensorflow_imported']}"
         )
     for key, run in runs.items():
         colds = "; ".join(
-            f"{c['cold_s']:.2f} s (listening {c['listening_s']:.2f} s, first request "
+            f"{c['cold_s']:.2f} s (import tensorflow just before "
+            f"{c['import_tensorflow_s']:.2f} s; "
+            f"listening {c['listening_s']:.2f} s, first request "
             f"{c['first_request_s']:.2f} s, model_load "
             f"{c['server_timings_ms'].get('model_load', 0):.0f} ms)"
             for c in run["cold"]
@@ -781,6 +963,21 @@ def details(data: dict[str, Any]) -> str:
         )
     out += [
         "",
+        "OpenVINO configurations, in one process and in alternation (8 threads each classifying "
+        "one image, as on_upload's request threads do; ceiling = 1 / that configuration's "
+        "batch-1 forward):",
+        "",
+        "| configuration | forward, batch 1 | images/s at 8 concurrent | / own ceiling "
+        "| / latency-hint ceiling |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, row in data["tune"].items():
+        out.append(
+            f"| {name} | {row['forward_ms']:.0f} ms | {row['images_per_s_8']:.2f} "
+            f"| {row['vs_own_ceiling']:.2f}x | {row['vs_latency_ceiling']:.2f}x |"
+        )
+    out += [
+        "",
         "Resize/crop choice (random weights: pixel differences are real, label agreement only "
         f"shows how far the inputs move a random network; {len(seed['resize']['images'])} images):",
         "",
@@ -802,12 +999,24 @@ def plot(data: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fwd = {k: data["forward"][k]["forward_ms"] for k in ("fp32", "int8")}
+    fwd = {k: data["forward"][k]["forward_ms"] for k in FORWARDS}
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    labels = {"fp32": "fp32, no batching", "fp32+batch": "fp32, micro-batching", "int8": "int8"}
-    for key, color in (("fp32", "tab:blue"), ("fp32+batch", "tab:green"), ("int8", "tab:orange")):
+    labels = {
+        "tensorflow": "TensorFlow, no batching",
+        "tensorflow+batch": "TensorFlow, micro-batching",
+        "openvino": "OpenVINO, micro-batching",
+        "int8": "int8 (LiteRT)",
+    }
+    colors = {
+        "tensorflow": "tab:blue",
+        "tensorflow+batch": "tab:green",
+        "openvino": "tab:purple",
+        "int8": "tab:orange",
+    }
+    for key in SERVED:
         levels = data["runs"][key]["levels"]
         xs = list(LEVELS)
+        color = colors[key]
         left.plot(
             xs, [levels[x]["p50_ms"] for x in xs], "o-", color=color, label=f"{labels[key]} p50"
         )
@@ -822,7 +1031,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
         right.plot(
             xs, [levels[x]["throughput_rps"] for x in xs], "o-", color=color, label=labels[key]
         )
-    for key, color in (("fp32", "tab:blue"), ("int8", "tab:orange")):
+    for key in FORWARDS:
+        color = colors[key]
         right.axhline(1e3 / fwd[key], color=color, linestyle=":", label=f"1 / {key} forward")
     left.set(
         xlabel="concurrent requests",
@@ -846,14 +1056,33 @@ def plot(data: dict[str, Any], path: Path) -> None:
 
 
 def machine() -> str:
-    model_name = "unknown CPU"
+    """The CPU model (with its family/model numbers and the vector extensions that decide which
+    engine wins: the name alone is often a generic "Intel Xeon Processor"), memory, Python."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model_name = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+            if not line.strip():
                 break
     except OSError:
         pass
+    flags = set(fields.get("flags", "").split())
+    extensions = [
+        name
+        for name, flag in (
+            ("AVX2", "avx2"),
+            ("AVX-512", "avx512f"),
+            ("VNNI", "avx512_vnni"),
+            ("BF16", "avx512_bf16"),
+            ("AMX", "amx_tile"),
+        )
+        if flag in flags
+    ]
+    model_name = fields.get("model name", "unknown CPU")
+    if "cpu family" in fields:
+        model_name += f" (family {fields['cpu family']}, model {fields.get('model', '?')}"
+        model_name += f"; {', '.join(extensions)})" if extensions else ")"
     memory = psutil.virtual_memory().total / 2**30
     return (
         f"{psutil.cpu_count()} vCPU {model_name}, {memory:.0f} GiB, no GPU, "
@@ -861,25 +1090,89 @@ def machine() -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def server_configs(fp32_dir: Path, int8_dir: Path) -> list[tuple[str, dict[str, str], bool]]:
+    """(name, settings, full run?) of each on_upload configuration measured."""
+    fp32 = {"MODEL_WEIGHTS": str(fp32_dir)}
+    return [
+        ("tensorflow", {**fp32, "MODEL_ENGINE": "tensorflow"}, True),
+        ("tensorflow+batch", {**fp32, "MODEL_ENGINE": "tensorflow", "MODEL_MAX_BATCH": "8"}, True),
+        ("openvino", {**fp32, "MODEL_ENGINE": "openvino", "MODEL_MAX_BATCH": "8"}, True),
+        ("int8", {"MODEL_WEIGHTS": str(int8_dir), "MODEL_PRECISION": "int8"}, True),
+        (
+            "tensorflow no rendition",
+            {**fp32, "MODEL_ENGINE": "tensorflow", "DOWNLOAD_RENDITION": "0"},
+            False,
+        ),
+    ]
+
+
+def summarize_forward(
+    data: dict[str, Any],
+    forward_runs: dict[str, list[dict[str, Any]]],
+    floor_runs: list[dict[str, Any]],
+) -> None:
+    """Per engine: every round's samples together; the floor ratio of each round."""
+    data["floor_runs"] = floor_runs
+    data["floor"] = sorted(floor_runs, key=lambda run: run["floor_ms"])[len(floor_runs) // 2]
+    data["floor_ratio_rounds"] = {
+        key: [
+            run["forward_ms"] / floor["floor_ms"]
+            for run, floor in zip(forward_runs[key], floor_runs, strict=True)
+        ]
+        for key in FORWARDS
+    }
+    data["forward"] = {}
+    for key, runs in forward_runs.items():
+        samples = [ms for run in runs for ms in run["forward_ms_all"]]
+        data["forward"][key] = {
+            **runs[0],
+            "forward_ms": statistics.median(samples),
+            "forward_ms_min": min(samples),
+            "forward_ms_runs": [run["forward_ms"] for run in runs],
+        }
+
+
+def run_part(args: argparse.Namespace) -> dict[str, Any]:
+    """One in-subprocess measurement (`--part NAME`), printed as JSON."""
+    if args.part == "forward":
+        return _part_forward(args.weights, args.precision, args.repeat, args.engine)
+    if args.part == "floor":
+        return _part_floor()
+    if args.part == "tune":
+        return _part_tune(args.weights, args.repeat)
+    if args.part == "fidelity":
+        return _part_fidelity(args.weights)
+    if args.part == "seed":
+        fp32_dir, int8_dir = args.weights.split(",")
+        return _part_seed(fp32_dir, int8_dir, args.repeat)
+    raise SystemExit(f"bench: unknown part {args.part!r}")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument(
+        "--from-json", type=Path, help="only rewrite the report from a bench.json of a run"
+    )
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--repeat", type=int, default=15, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.part == "forward":
-        print(json.dumps(_part_forward(args.weights, args.precision, args.repeat)))
-        return 0
-    if args.part == "seed":
-        fp32_dir, int8_dir = args.weights.split(",")
-        print(json.dumps(_part_seed(fp32_dir, int8_dir, args.repeat)))
-        return 0
+    parser.add_argument("--engine", default="auto", help=argparse.SUPPRESS)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.part:
+        print(json.dumps(run_part(args)))
+        return 0
+    if args.from_json:
+        write(read_json(args.from_json), args.out)
+        return 0
     begun = time.perf_counter()
     cpu = CpuAccount()
     quick = args.quick
@@ -888,9 +1181,11 @@ def main(argv: list[str] | None = None) -> int:
         "per_level": 2 if quick else 6,
         "concurrent_min": 4 if quick else 16,
     }
+    print(f"bench: {machine()}", flush=True)
     fp32_dir, int8_dir = local.ensure_random_model("fp32"), local.ensure_random_model("int8")
     print(
-        "bench: references (import tensorflow, model forward, seed-style pipeline)...", flush=True
+        "bench: references (import tensorflow, floor and model forward x2, seed-style pipeline)...",
+        flush=True,
     )
     data: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -898,18 +1193,36 @@ def main(argv: list[str] | None = None) -> int:
         "quick": quick,
         "import_tensorflow_s": import_tensorflow_s(2 if quick else 3),
     }
-    repeat = "5" if quick else "15"
+    repeat = "5" if quick else "10"
 
-    def forward(weights: Path, precision: str) -> dict[str, Any]:
+    def forward(key: str) -> dict[str, Any]:
+        weights, precision, engine = FORWARDS[key]
         return _last_json(
             _python(
                 __file__,
-                *("--part", "forward", "--weights", str(weights)),
-                *("--precision", precision, "--repeat", repeat),
+                *("--part", "forward", "--weights", str(int8_dir if weights else fp32_dir)),
+                *("--precision", precision, "--repeat", repeat, "--engine", engine),
             )
         )
 
-    forward_runs = {"fp32": [forward(fp32_dir, "fp32")], "int8": [forward(int8_dir, "int8")]}
+    def forward_round() -> None:
+        """The floor and each engine's forward, one after the other: a round's ratios share
+        the machine's load of that moment."""
+        floor_runs.append(_last_json(_python(__file__, "--part", "floor")))
+        for key, runs in forward_runs.items():
+            runs.append(forward(key))
+
+    forward_runs: dict[str, list[dict[str, Any]]] = {key: [] for key in FORWARDS}
+    floor_runs: list[dict[str, Any]] = []
+    for _ in range(2):
+        forward_round()
+    print("bench: OpenVINO tuning and label fidelity...", flush=True)
+    data["tune"] = _last_json(
+        _python(__file__, "--part", "tune", "--weights", str(fp32_dir), "--repeat", "2")
+    )
+    data["fidelity"] = _last_json(
+        _python(__file__, "--part", "fidelity", "--weights", str(fp32_dir))
+    )
     data["seed"] = _last_json(
         _python(
             __file__,
@@ -919,12 +1232,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     images = {"small": photo((1024, 768)), "12mp": photo((4000, 3000))}
     data["image_bytes"] = {k: len(v) for k, v in images.items()}
-    configs: list[tuple[str, dict[str, str], bool]] = [
-        ("fp32", {"MODEL_WEIGHTS": str(fp32_dir)}, True),
-        ("fp32+batch", {"MODEL_WEIGHTS": str(fp32_dir), "MODEL_MAX_BATCH": "8"}, True),
-        ("int8", {"MODEL_WEIGHTS": str(int8_dir), "MODEL_PRECISION": "int8"}, True),
-        ("fp32 no rendition", {"MODEL_WEIGHTS": str(fp32_dir), "DOWNLOAD_RENDITION": "0"}, False),
-    ]
+    configs = server_configs(fp32_dir, int8_dir)
     print(f"bench: {local.describe_firestore_emulator()}", flush=True)
     emulator, host = local.start_emulator()
     standin = CloudinaryStandin(cloud_name="bench").start()
@@ -949,19 +1257,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         standin.stop()
-        local.stop([emulator])  # the official emulator's Java child too
-    print("bench: model forward again (after the server runs)...", flush=True)
-    forward_runs["fp32"].append(forward(fp32_dir, "fp32"))
-    forward_runs["int8"].append(forward(int8_dir, "int8"))
-    data["forward"] = {}
-    for key, runs in forward_runs.items():
-        samples = [ms for run in runs for ms in run["forward_ms_all"]]
-        data["forward"][key] = {
-            **runs[0],
-            "forward_ms": statistics.median(samples),
-            "forward_ms_min": min(samples),
-            "forward_ms_runs": [run["forward_ms"] for run in runs],
-        }
+        local.stop([emulator])
+    print("bench: floor and model forward again (after the server runs)...", flush=True)
+    forward_round()
+    summarize_forward(data, forward_runs, floor_runs)
     data["runtime_s"] = time.perf_counter() - begun
     data["cpu"] = cpu.stop()
 
@@ -969,8 +1268,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A finished run's bench.json, as `main` had it (JSON made the concurrency levels
+    strings)."""
+    data: dict[str, Any] = json.loads(path.read_text())
+    for run in data["runs"].values():
+        if "levels" in run:
+            run["levels"] = {int(level): row for level, row in run["levels"].items()}
+    return data
+
+
 def write(data: dict[str, Any], out: Path) -> None:
-    """Print the table and details; write OUT/bench.md, bench.json and bench.png."""
+    """Print the table and details; write OUT/bench.json (first), bench.md and bench.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     table = report(data)
     cpu = data["cpu"]
     text = "\n".join(
@@ -998,9 +1309,7 @@ def write(data: dict[str, Any], out: Path) -> None:
             "",
         ]
     )
-    out.mkdir(parents=True, exist_ok=True)
     (out / "bench.md").write_text(text)
-    (out / "bench.json").write_text(json.dumps(data, indent=1, default=str) + "\n")
     plot(data, out / "bench.png")
     print()
     print(text)

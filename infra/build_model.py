@@ -4,9 +4,11 @@
 
 fp32 (default) writes DIR/saved_model/ (a SavedModel holding only the graph: `serve(batch,
 *weights)`, batch (N, 224, 224, 3) float32 preprocessed as Keras's VGG16 expects),
-DIR/weights.bin (every weight once, float32, 64-byte aligned, memory-mapped at load) and
-DIR/manifest.json, which records which weights went in (`vgg16/random(seed=0)` for random ones)
-and where each tensor lies in weights.bin.
+DIR/weights.bin (every weight once, float32, 64-byte aligned, memory-mapped at load),
+DIR/openvino/model.xml + model.bin (the same weights as an OpenVINO IR, fp32, not compressed,
+converted from the same Keras model; served by MODEL_ENGINE=openvino|auto without
+TensorFlow) and DIR/manifest.json, which records which weights went in (`vgg16/random(seed=0)`
+for random ones), where each tensor lies in weights.bin, and the IR's files and sha256.
 
 int8 writes DIR/model.tflite, VGG16 with dynamic-range quantization (int8 weights; activations
 quantized on the fly) for LiteRT, served without TensorFlow; `manifest.json` says
@@ -27,18 +29,25 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function"))
 
 from autotagger import model as model_module
+from autotagger import model_build
 
 INPUT = {"shape": [None, 224, 224, 3], "dtype": "float32", "preprocessing": "caffe"}
 
 
 def _write_fp32(weights: str, directory: Path) -> dict[str, Any]:
-    keras_model, name = model_module.build_keras_vgg16(weights)
-    entry = model_module.export_saved_model(keras_model, directory / "saved_model")
-    return {"name": name, "format": "saved_model", "path": "saved_model", "weights": entry}
+    keras_model, name = model_build.build_keras_vgg16(weights)
+    entry = model_build.export_saved_model(keras_model, directory / "saved_model")
+    return {
+        "name": name,
+        "format": "saved_model",
+        "path": "saved_model",
+        "weights": entry,
+        "openvino": model_build.export_openvino(keras_model, directory),
+    }
 
 
 def _write_int8(weights: str, directory: Path) -> dict[str, Any]:
-    content, name = model_module.convert_int8(weights)
+    content, name = model_build.convert_int8(weights)
     (directory / "model.tflite").write_bytes(content)
     return {
         "name": name + model_module.INT8_SUFFIX,
@@ -84,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32", choices=list(model_module.PRECISIONS))
     args = parser.parse_args(argv)
     manifest = build(args.weights, args.out.resolve(), args.precision)
-    summary = {k: v for k, v in manifest.items() if k != "weights"}
+    summary = {k: v for k, v in manifest.items() if k not in ("weights", "openvino")}
     print(json.dumps({"out": str(args.out), **summary}))
     return 0
 

@@ -41,6 +41,10 @@ Environment (defaults in brackets):
                         when absent (private only) [autotagger-results-token]
   UPLOAD_MODE, UPLOAD_FOLDER, UPLOAD_ALLOWED_FORMATS, UPLOAD_MAX_BYTES, FORWARD_BUDGET_PER_MIN
                         passed to the functions only when set (README, "Access control")
+  MODEL_ENGINE          auto | openvino (ships only the IR, 2Gi) | tensorflow [unset = auto]
+  MODEL_OPENVINO_HINT   passed to on_upload when set
+  ON_UPLOAD_MEMORY      on_upload's memory [2Gi with MODEL_ENGINE=openvino, else 4Gi]
+  WITHOUT_TENSORFLOW=1  deploy on_upload without tensorflow-cpu (OpenVINO or int8 only)
   DRY_RUN=1             print the commands instead of running them
 EOF
 }
@@ -167,6 +171,53 @@ for name in "${ACCESS_PASS_THROUGH[@]}"; do
     access_env+="|$name=${!name}"
   fi
 done
+# --- OpenVINO engine (issue 14) ---------------------------------------------------------------
+# MODEL_ENGINE=openvino ships only the artifact's OpenVINO IR (manifest.json + openvino/, to
+# ...-openvino in the bucket) and serves it without TensorFlow; on_upload then fits in 2Gi (peak
+# RSS measured by `make bench`, the IR's pages included: the gs:// copy lives in the in-memory
+# /tmp and is memory-mapped, so it is counted once). MODEL_ENGINE=tensorflow ships the SavedModel
+# half only (4Gi). Unset/auto: the whole artifact, 4Gi, the function picks (OpenVINO when the
+# IR is there). WITHOUT_TENSORFLOW=1 (with MODEL_ENGINE=openvino or MODEL_PRECISION=int8)
+# deploys on_upload from a copy of function/ whose requirements.txt has no tensorflow-cpu: a
+# smaller image and a faster build; TensorFlow stays in the repo for building artifacts.
+MODEL_ENGINE="${MODEL_ENGINE:-}"
+ON_UPLOAD_SOURCE="$ROOT/function"
+MODEL_SYNC_FLAGS=()
+case "$MODEL_ENGINE" in
+  "" | auto) ON_UPLOAD_MEMORY="${ON_UPLOAD_MEMORY:-4Gi}" ;;
+  openvino)
+    ON_UPLOAD_MEMORY="${ON_UPLOAD_MEMORY:-2Gi}"
+    if [[ -n "$UPLOAD_MODEL" ]]; then
+      grep -q '"openvino"' "$MODEL_DIR/manifest.json" ||
+        die "MODEL_DIR=$MODEL_DIR has no OpenVINO IR: rebuild it with infra/build_model.py"
+      MODEL_WEIGHTS+="-openvino"
+      MODEL_SYNC_FLAGS=('--exclude=^(saved_model/.*|weights\.bin)$')
+    fi
+    ;;
+  tensorflow)
+    ON_UPLOAD_MEMORY="${ON_UPLOAD_MEMORY:-4Gi}"
+    if [[ -n "$UPLOAD_MODEL" ]]; then
+      MODEL_WEIGHTS+="-tensorflow"
+      MODEL_SYNC_FLAGS=('--exclude=^openvino/.*$')
+    fi
+    ;;
+  *) die "MODEL_ENGINE must be auto, openvino or tensorflow" ;;
+esac
+[[ "$ON_UPLOAD_MEMORY" =~ ^[1-9][0-9]*(Mi|Gi)$ ]] || die "ON_UPLOAD_MEMORY must look like 2Gi"
+PASS_THROUGH+=(MODEL_ENGINE MODEL_OPENVINO_HINT)
+[[ -z "${MODEL_OPENVINO_HINT:-}" || "$MODEL_OPENVINO_HINT" =~ ^(latency|throughput)$ ]] ||
+  die "MODEL_OPENVINO_HINT must be latency or throughput"
+if [[ "${WITHOUT_TENSORFLOW:-}" == 1 ]]; then
+  [[ "$MODEL_ENGINE" == openvino || "${MODEL_PRECISION:-}" == int8 ]] ||
+    die "WITHOUT_TENSORFLOW=1 needs MODEL_ENGINE=openvino or MODEL_PRECISION=int8"
+  staging="$(mktemp -d)"
+  trap 'rm -rf "$staging"' EXIT
+  ON_UPLOAD_SOURCE="$staging/function"
+  cp -R "$ROOT/function" "$ON_UPLOAD_SOURCE"
+  rm -rf "$ON_UPLOAD_SOURCE/__pycache__" "$ON_UPLOAD_SOURCE/autotagger/__pycache__"
+  grep -v '^tensorflow-cpu==' "$ROOT/function/requirements.txt" >"$ON_UPLOAD_SOURCE/requirements.txt"
+  echo "on_upload without tensorflow-cpu: deployed from $ON_UPLOAD_SOURCE"
+fi
 
 # --- APIs --------------------------------------------------------------------------------------
 step "APIs"
@@ -318,7 +369,7 @@ if [[ -n "$UPLOAD_MODEL" ]]; then
   fi
   # rsync uploads only what changed, and removes files the artifact no longer has.
   run gcloud storage rsync "$MODEL_DIR" "$MODEL_WEIGHTS" --recursive \
-    --delete-unmatched-destination-objects --project="$PROJECT"
+    --delete-unmatched-destination-objects "${MODEL_SYNC_FLAGS[@]}" --project="$PROJECT"
 fi
 run gcloud storage buckets add-iam-policy-binding "gs://$MODEL_BUCKET" \
   --member="serviceAccount:$SA_EMAIL" --role=roles/storage.objectViewer \
@@ -362,8 +413,8 @@ deploy_on_upload() {
   fi
   # "^|^" makes "|" the list delimiter, so values may contain commas (gcloud topic escaping).
   run gcloud functions deploy "$ON_UPLOAD_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
-    --runtime=python311 --source="$ROOT/function" --entry-point=on_upload --trigger-http \
-    --allow-unauthenticated --service-account="$SA_EMAIL" --memory=4Gi --cpu=2 \
+    --runtime=python311 --source="$ON_UPLOAD_SOURCE" --entry-point=on_upload --trigger-http \
+    --allow-unauthenticated --service-account="$SA_EMAIL" --memory="$ON_UPLOAD_MEMORY" --cpu=2 \
     --concurrency="$CONCURRENCY" --timeout=120s "${scaling[@]}" \
     --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" --set-env-vars="^|^$env"
 }

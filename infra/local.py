@@ -166,13 +166,14 @@ def describe_firestore_emulator() -> str:
 
 
 def _is_current(directory: Path) -> bool:
-    """The artifact exists in today's layout (fp32: weights in a memory-mapped weights.bin)."""
+    """The artifact exists in today's layout (fp32: weights in a memory-mapped weights.bin, and
+    an OpenVINO IR)."""
     manifest = directory / "manifest.json"
     if not manifest.exists():
         return False
-    return (
-        json.loads(manifest.read_text()).get("format") == "tflite"
-        or (directory / "weights.bin").exists()
+    content = json.loads(manifest.read_text())
+    return content.get("format") == "tflite" or (
+        (directory / "weights.bin").exists() and "openvino" in content
     )
 
 

@@ -21,7 +21,7 @@ def test_concurrent_first_calls_load_once(monkeypatch: pytest.MonkeyPatch) -> No
         def predict(self, batch: np.ndarray) -> np.ndarray:
             return np.zeros((len(batch), 1000))
 
-    def slow_load(weights: str, precision: str = "fp32") -> Fake:
+    def slow_load(weights: str, *_: str) -> Fake:
         loads.append(weights)
         time.sleep(0.3)
         return Fake()

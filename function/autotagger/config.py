@@ -86,6 +86,9 @@ class Settings:
     )
     upload_max_bytes: int = 25 * 1024 * 1024
     forward_budget_per_min: int = 10
+    # OpenVINO engine (issue 14): which engine serves fp32, and OpenVINO's performance hint.
+    model_engine: str = "auto"
+    model_openvino_hint: str = "latency"
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -342,6 +345,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             1024**3,
         ),
         forward_budget_per_min=_int(env, "FORWARD_BUDGET_PER_MIN", 10, 1, 10_000),
+        # OpenVINO engine (issue 14)
+        model_engine=_model_engine(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
+        model_openvino_hint=_choice(env, "MODEL_OPENVINO_HINT", ("latency", "throughput")),
     )
 
 
@@ -400,3 +406,32 @@ def _formats(raw: str) -> tuple[str, ...]:
                 f"UPLOAD_ALLOWED_FORMATS entries must be formats like jpg, got {item!r}"
             )
     return tuple(dict.fromkeys(items))
+
+
+# -- OpenVINO engine (issue 14) ----------------------------------------------------------------
+
+
+def _model_engine(env: Mapping[str, str], weights: str) -> str:
+    """MODEL_ENGINE; `openvino` is checked now where it can be: the package is installed and a
+    local artifact has an IR (a gs:// one is checked when loaded)."""
+    import importlib.util
+    import json
+
+    engine = _choice(env, "MODEL_ENGINE", ("auto", "openvino", "tensorflow"))
+    if engine != "openvino":
+        return engine
+    if importlib.util.find_spec("openvino") is None:
+        raise ConfigError("MODEL_ENGINE=openvino but the openvino package is not installed")
+    if weights.startswith("gs://"):
+        return engine
+    manifest = Path(weights) / "manifest.json"
+    try:
+        has_ir = "openvino" in json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        has_ir = False
+    if not has_ir:
+        raise ConfigError(
+            "MODEL_ENGINE=openvino needs MODEL_WEIGHTS to be an artifact with an OpenVINO IR "
+            "(infra/build_model.py writes one)"
+        )
+    return engine

@@ -78,12 +78,7 @@ def _classify(
 ) -> dict[str, Any]:
     """Everything after the claim up to (not including) the tag write; raises ImageError."""
     batch = fetched.result()
-    spec = (settings.model_weights, settings.model_precision, settings.model_max_batch)
-    if not model.is_loaded(*spec):
-        with timings.stage("model_load"):
-            classifier = model.get_model(*spec)
-    else:
-        classifier = model.get_model(*spec)
+    classifier = model.for_settings(settings, timings)
     with timings.stage("predict"):
         probabilities = classifier.predict(batch)[0]
     predictions = model.top_k(probabilities, settings.top_k)

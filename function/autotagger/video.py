@@ -156,12 +156,7 @@ def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]])
     frames = fetched.result()
     usable = _usable(frames)
     batch = imaging.preprocess(np.stack([f.pixels for f in usable if f.pixels is not None]))
-    spec = (settings.model_weights, settings.model_precision, settings.model_max_batch)
-    if not model.is_loaded(*spec):
-        with timings.stage("model_load"):
-            classifier = model.get_model(*spec)
-    else:
-        classifier = model.get_model(*spec)
+    classifier = model.for_settings(settings, timings)
     with timings.stage("predict"):
         probabilities = np.asarray(classifier.predict(batch))  # one forward, every frame
     predictions = model.top_k(probabilities.mean(axis=0), settings.top_k)

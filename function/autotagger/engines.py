@@ -1,0 +1,197 @@
+"""One small loader per inference engine, each importing only its own runtime, inside the
+function: TensorFlow (fp32 SavedModel with memory-mapped weights), LiteRT (int8) and OpenVINO
+(fp32 IR). `autotagger.model` picks one behind its lazy getter; nothing else imports these
+runtimes.
+
+Every classifier has `name` (the model's, whatever engine serves it), `engine`, `batching`
+(whether stacking concurrent requests into one forward pays on this engine: the getter adds a
+`MicroBatcher` only then) and `predict(batch)`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUTPUTS = 1000
+# OpenVINO's hints: LATENCY runs one stream on every core (one forward at a time, so the
+# micro-batcher stacks concurrent requests); THROUGHPUT runs one stream per core with a pool of
+# infer requests, each request batch 1 (no micro-batching). Chosen by measurement: `make bench`.
+OPENVINO_HINTS = ("latency", "throughput")
+
+
+def cores() -> int:
+    """CPUs this process may run on (the container's share, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def mapped_weights(artifact: Path, entry: dict[str, Any]) -> list[np.ndarray]:
+    """The artifact's weights as read-only views of one private memory map (no copy, no read:
+    pages come from the page cache when first touched)."""
+    if entry.get("dtype", "float32") != "float32":
+        raise ValueError(f"{artifact}: unsupported weights dtype {entry.get('dtype')!r}")
+    # mode "c" (private, copy-on-write): writable views, which DLPack can export; nothing writes.
+    raw = np.memmap(artifact / entry["path"], dtype=np.uint8, mode="c")
+    arrays = []
+    for tensor in entry["tensors"]:
+        shape = tuple(int(d) for d in tensor["shape"])
+        start = int(tensor["offset"])
+        size = int(np.prod(shape)) * 4
+        if start + size > raw.size:
+            raise ValueError(f"{artifact}: weights file is truncated")
+        arrays.append(raw[start : start + size].view("<f4").reshape(shape))
+    return arrays
+
+
+# -- TensorFlow -----------------------------------------------------------------------------------
+
+
+class TensorFlowClassifier:
+    """A compiled forward pass with a fixed input signature (no `predict()` overhead).
+
+    TensorFlow runs concurrent calls safely (they share its intra-op thread pool); stacking
+    them into one forward pays (per-image time falls with the batch), hence `batching`.
+    """
+
+    engine = "tensorflow"
+    batching = True
+
+    def __init__(self, forward: Any, name: str, keep: Any = None) -> None:
+        self._forward = forward
+        self._keep = keep  # what `forward` needs alive: the loaded SavedModel, mapped weights
+        self.name = name
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._forward(batch))
+
+
+def load_tensorflow(
+    directory: Path, name: str, weights: dict[str, Any] | None
+) -> TensorFlowClassifier:
+    """A SavedModel: the artifact's graph fed the memory-mapped `weights.bin` (zero copy), or,
+    `weights` None, a self-contained one (variables restored, i.e. copied)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(directory))
+    if weights is None:
+        restored = getattr(loaded, "serve", None) or loaded.signatures["serving_default"]
+        return TensorFlowClassifier(restored, name, keep=loaded)
+    arrays = mapped_weights(directory.parent, weights)
+    tensors = [tf.experimental.dlpack.from_dlpack(a.__dlpack__()) for a in arrays]
+    serve = loaded.serve
+
+    def forward(batch: np.ndarray) -> Any:
+        return serve(batch, *tensors)
+
+    return TensorFlowClassifier(forward, name, keep=(loaded, tensors, arrays))
+
+
+# -- LiteRT (int8) --------------------------------------------------------------------------------
+
+
+class LiteRTClassifier:
+    """Dynamic-range int8 VGG16 under LiteRT (XNNPACK), without TensorFlow.
+
+    An interpreter is not thread-safe: each is used by one thread at a time, taken from a small
+    pool (by default one interpreter using every core; each extra one packs its own copy of the
+    weights, +140 MB, for no throughput gain on a few cores). Images of a batch run one by one
+    on the batch-1 graph: batching gives LiteRT no per-image gain here, and resizing the input
+    would re-plan the graph.
+    """
+
+    engine = "litert"
+    batching = False
+
+    def __init__(self, make: Any, name: str, pool_size: int = 1) -> None:
+        self.name = name
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        first = make()
+        self._input = first.get_input_details()[0]["index"]
+        self._output = first.get_output_details()[0]["index"]
+        self._pool.put(first)
+        for _ in range(pool_size - 1):
+            self._pool.put(make())
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        interpreter = self._pool.get()
+        try:
+            out = np.empty((len(batch), OUTPUTS), dtype=np.float32)
+            for i in range(len(batch)):
+                interpreter.set_tensor(self._input, batch[i : i + 1])
+                interpreter.invoke()
+                out[i] = interpreter.get_tensor(self._output)[0]
+            return out
+        finally:
+            self._pool.put(interpreter)
+
+
+def load_litert(
+    name: str, path: Path | None = None, content: bytes | None = None
+) -> LiteRTClassifier:
+    """LiteRT only (no TensorFlow import): `path` is memory-mapped by the interpreter."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    def make() -> Any:
+        if path is not None:
+            interpreter = Interpreter(model_path=str(path), num_threads=cores())
+        else:
+            interpreter = Interpreter(model_content=content, num_threads=cores())
+        interpreter.allocate_tensors()
+        return interpreter
+
+    return LiteRTClassifier(make, name)
+
+
+# -- OpenVINO (fp32 IR) ---------------------------------------------------------------------------
+
+
+class OpenVINOClassifier:
+    """A compiled OpenVINO model and a pool of infer requests (as many as the hint's streams:
+    one under LATENCY, one per core under THROUGHPUT). A request serves one call at a time;
+    `infer` releases the GIL, so the rest of other requests runs meanwhile."""
+
+    engine = "openvino"
+
+    def __init__(self, compiled: Any, name: str, hint: str) -> None:
+        self.name = name
+        self.hint = hint
+        self.batching = hint == "latency"  # one stream: stacking is the only way to use it
+        self._compiled = compiled
+        self.requests = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(self.requests):
+            self._pool.put(compiled.create_infer_request())
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        request = self._pool.get()
+        try:
+            request.infer({0: batch}, share_inputs=True)
+            return np.array(request.get_output_tensor(0).data, dtype=np.float32)  # a copy
+        finally:
+            self._pool.put(request)
+
+
+def load_openvino(xml: Path, name: str, hint: str = "latency") -> OpenVINOClassifier:
+    """The IR on OpenVINO's CPU plugin (no TensorFlow import). The `.bin` is memory-mapped;
+    inference precision is pinned to fp32: on CPUs with AMX or AVX512-FP16 the plugin would
+    otherwise default to bf16/fp16 and the labels would drift from TensorFlow's."""
+    import openvino as ov
+
+    if hint not in OPENVINO_HINTS:
+        raise ValueError(f"OpenVINO hint must be one of {OPENVINO_HINTS}, got {hint!r}")
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(str(xml)),
+        "CPU",
+        {"PERFORMANCE_HINT": hint.upper(), "INFERENCE_PRECISION_HINT": "f32"},
+    )
+    return OpenVINOClassifier(compiled, name, hint)

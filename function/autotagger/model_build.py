@@ -1,0 +1,209 @@
+"""Build-time half of the model: Keras VGG16, seeded random weights, and the artifact's models
+(fp32 SavedModel + `weights.bin`, LiteRT int8, OpenVINO IR).
+
+Imports TensorFlow/Keras (and OpenVINO's converter) inside functions. `infra/build_model.py`
+uses it; serving an artifact never imports it. `autotagger.model` falls back to it only when
+`MODEL_WEIGHTS` is not an artifact (`imagenet`, `random`, a Keras file, a plain SavedModel) or
+int8 is asked of an fp32 model: building a Keras model or converting at load time is exactly
+the build-time work an artifact saves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autotagger.engines import mapped_weights
+from autotagger.model import INPUT_SHAPE, MANIFEST, RANDOM_SEED, WEIGHTS_ALIGNMENT
+
+OPENVINO_DIR = "openvino"
+
+
+def random_weights(model: Any, seed: int = RANDOM_SEED) -> None:
+    """Overwrite `model`'s weights with seeded He-uniform kernels and zero biases (deterministic).
+
+    The last kernel is scaled down so the softmax is not saturated (logit std ~3, not ~300):
+    scores then spread like a real classifier's, which makes thresholds testable.
+    """
+    rng = np.random.default_rng(seed)
+    weights = model.get_weights()
+    last_kernel = max(i for i, w in enumerate(weights) if w.ndim > 1)
+    values = []
+    for i, weight in enumerate(weights):
+        if weight.ndim > 1:
+            fan_in = int(np.prod(weight.shape[:-1]))
+            limit = np.sqrt(6.0 / fan_in) * (0.01 if i == last_kernel else 1.0)
+            values.append(rng.uniform(-limit, limit, weight.shape).astype(np.float32))
+        else:
+            values.append(np.zeros(weight.shape, dtype=np.float32))
+    model.set_weights(values)
+
+
+def build_keras_vgg16(weights: str) -> tuple[Any, str]:
+    """Build Keras's VGG16 for `imagenet`, `random` or a weights file; return (model, name)."""
+    import keras
+
+    if weights == "random":
+        model = keras.applications.VGG16(weights=None)
+        random_weights(model)
+        return model, f"vgg16/random(seed={RANDOM_SEED})"
+    if weights == "imagenet":
+        return keras.applications.VGG16(weights="imagenet"), "vgg16/imagenet"
+    path = Path(weights)
+    if path.suffix == ".keras":
+        return keras.models.load_model(path, compile=False), f"vgg16/file:{path.name}"
+    return keras.applications.VGG16(weights=str(path)), f"vgg16/file:{path.name}"
+
+
+def compiled_forward(keras_model: Any) -> Any:
+    """A tf.function over the Keras model with a fixed (N, 224, 224, 3) float32 signature."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)])
+    def forward(batch: Any) -> Any:
+        return keras_model(batch, training=False)
+
+    return forward
+
+
+def export_saved_model(keras_model: Any, directory: Path) -> dict[str, Any]:
+    """Write the fp32 serving artifact's model: `directory` (a SavedModel) + `weights.bin` beside.
+
+    The SavedModel holds only the graph: its `serve(batch, *weights)` is Keras's stateless call,
+    taking every weight as an input. The weights go, once each, into one flat float32 file with
+    every tensor aligned to 64 bytes, so the loader memory-maps it and hands the pages straight
+    to TensorFlow (zero copy). Returns the manifest's `weights` entry (path relative to the
+    artifact directory, i.e. `directory`'s parent).
+    """
+    import tensorflow as tf
+
+    if keras_model.non_trainable_variables:
+        raise ValueError("export_saved_model expects a model without non-trainable variables")
+    variables = list(keras_model.trainable_variables)
+    specs = [tf.TensorSpec(v.shape, tf.float32) for v in variables]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32), *specs])
+    def serve(batch: Any, *weights: Any) -> Any:
+        outputs, _ = keras_model.stateless_call(list(weights), [], batch, training=False)
+        return outputs
+
+    module = tf.Module()
+    module.serve = serve
+    tf.saved_model.save(module, str(directory))
+
+    weights_path = directory.parent / "weights.bin"
+    tensors = []
+    offset = 0
+    with weights_path.open("wb") as out:
+        for variable in variables:
+            array = np.ascontiguousarray(variable.numpy(), dtype="<f4")
+            padding = -offset % WEIGHTS_ALIGNMENT
+            out.write(b"\0" * padding)
+            offset += padding
+            tensors.append({"name": variable.path, "shape": list(array.shape), "offset": offset})
+            out.write(array.tobytes())
+            offset += array.nbytes
+    return {
+        "path": weights_path.name,
+        "dtype": "float32",
+        "alignment": WEIGHTS_ALIGNMENT,
+        "bytes": offset,
+        "tensors": tensors,
+    }
+
+
+def export_variables_saved_model(keras_model: Any, directory: Path) -> None:
+    """A self-contained SavedModel (weights in variables, one `serve` endpoint), each variable
+    stored once. What TFLiteConverter reads; older fp32 artifacts were this.
+
+    (`keras.Model.export` tracks every variable twice: a 1.1 GB artifact instead of 528 MB.)
+    """
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.variables_ = [weight.value for weight in keras_model.weights]
+    module.serve = compiled_forward(keras_model)
+    tf.saved_model.save(module, str(directory))
+
+
+def converter_source(weights: str, scratch: Path) -> tuple[Path, str]:
+    """A self-contained SavedModel (weights in variables, `serving_default`) of `weights` for
+    the converters (TFLite, OpenVINO), and the model's name. `weights` is `imagenet`, `random`,
+    a Keras file, a SavedModel, or an fp32 artifact (no Keras model is built for the last two)."""
+    import tensorflow as tf
+
+    path = Path(weights)
+    if path.is_dir() and not (path / MANIFEST).exists():
+        return path, f"vgg16/savedmodel:{path.name}"
+    if not path.is_dir():
+        keras_model, name = build_keras_vgg16(weights)
+        export_variables_saved_model(keras_model, scratch)
+        return scratch, name
+    manifest = json.loads((path / MANIFEST).read_text())
+    if manifest.get("format") != "saved_model":
+        raise ValueError(f"{path}: not an fp32 artifact (format {manifest.get('format')!r})")
+    name = str(manifest["name"])
+    if "weights" not in manifest:  # the older layout is already self-contained
+        return path / manifest["path"], name
+    loaded = tf.saved_model.load(str(path / manifest["path"]))
+    module = tf.Module()
+    arrays = mapped_weights(path, manifest["weights"])
+    module.variables_ = [tf.Variable(np.array(a), trainable=False) for a in arrays]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)])
+    def serve(batch: Any) -> Any:
+        return loaded.serve(batch, *module.variables_)
+
+    module.serve = serve
+    tf.saved_model.save(module, str(scratch), signatures={"serving_default": serve})
+    return scratch, name
+
+
+def convert_int8(weights: str) -> tuple[bytes, str]:
+    """Dynamic-range int8 quantization (int8 weights, float activations quantized on the fly)
+    with TFLiteConverter; returns (the LiteRT flatbuffer, the fp32 model's name)."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory(prefix="autotagger-int8-") as tmp:
+        source, name = converter_source(weights, Path(tmp) / "saved_model")
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            str(source), signature_keys=["serving_default"]
+        )
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        return bytes(converter.convert()), name
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for chunk in iter(lambda: data.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_openvino(keras_model: Any, artifact: Path) -> dict[str, Any]:
+    """Convert `keras_model` (the one whose weights just went into `weights.bin`) to an OpenVINO
+    IR in `artifact/openvino/` (`model.xml` + `model.bin`, fp32, weights not compressed: the
+    same numbers as the SavedModel). Returns the manifest's `openvino` entry; its `sha256` is
+    the `.bin`'s, so a changed IR is a changed file."""
+    import openvino as ov
+
+    directory = artifact / OPENVINO_DIR
+    with tempfile.TemporaryDirectory(prefix="autotagger-openvino-") as tmp:
+        export_variables_saved_model(keras_model, Path(tmp))
+        converted = ov.convert_model(tmp)
+        ov.save_model(converted, str(directory / "model.xml"), compress_to_fp16=False)
+    binary = directory / "model.bin"
+    return {
+        "xml": f"{OPENVINO_DIR}/model.xml",
+        "bin": f"{OPENVINO_DIR}/model.bin",
+        "precision": "fp32",
+        "bytes": binary.stat().st_size,
+        "sha256": _sha256(binary),
+        "openvino": ov.get_version(),
+    }
