@@ -85,6 +85,7 @@ def start_gcloud_emulator(
     workdir = Path(tempfile.mkdtemp(prefix=f"autotagger-{kind}-emulator-"))
     command = ["gcloud", *_GCLOUD_COMMANDS[kind], f"--host-port={host}"]
     if kind == "pubsub":
+        (workdir / "data").mkdir()  # gcloud writes env.yaml there and does not create it
         command.append(f"--data-dir={workdir / 'data'}")
     env = {
         **os.environ,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,7 +116,12 @@ def _already_classified(forward: Forward, settings: Settings) -> dict[str, Any] 
     return None
 
 
-def handle(payload: dict[str, Any], settings: Settings, account: CloudinaryAccount) -> Any:
+def handle(
+    payload: dict[str, Any],
+    settings: Settings,
+    account: CloudinaryAccount,
+    process: Callable[[webhook.Upload, Settings], Any] = pipeline.process_upload,
+) -> Any:
     """Verify, fetch the trusted resource, then classify it exactly like a webhook delivery.
 
     A signed (public_id, version) that is already classified answers from the store, so replays
@@ -143,4 +149,4 @@ def handle(payload: dict[str, Any], settings: Settings, account: CloudinaryAccou
     if forward.asset_id is not None and forward.asset_id != upload.asset_id:
         raise BadRequest("asset_id does not match the signed asset")
     logs.info("forwarded upload verified", asset_id=upload.asset_id, public_id=upload.public_id)
-    return pipeline.process_upload(upload, settings)
+    return process(upload, settings)
