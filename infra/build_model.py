@@ -17,6 +17,7 @@ Keras model is built). Check it against fp32 with `infra/compare_models.py` befo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -48,6 +49,15 @@ def _write_int8(weights: str, directory: Path) -> dict[str, Any]:
     }
 
 
+def _sha256(path: Path) -> str:
+    """Hex sha256 of a file (weights.bin or model.tflite), read in 8 MB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def build(weights: str, out: Path, precision: str = "fp32") -> dict[str, object]:
     """Write the artifact for `weights` into `out` (replaced atomically); return the manifest."""
     if precision not in model_module.PRECISIONS:
@@ -67,6 +77,8 @@ def build(weights: str, out: Path, precision: str = "fp32") -> dict[str, object]
         **written,
         "built_in_s": round(time.perf_counter() - started, 1),
     }
+    weights_file = tmp / str(written.get("weights", {}).get("path") or manifest["path"])
+    manifest["sha256"] = _sha256(weights_file)  # the served name carries its first 12 digits
     (tmp / model_module.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

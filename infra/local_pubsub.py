@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from google.api_core import exceptions as google_exceptions
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
-from google.protobuf import duration_pb2
 
 DEFAULT_TOPIC = "autotagger-uploads"
 DEFAULT_PROJECT = "demo-autotagger"
@@ -86,7 +85,10 @@ def setup(
                     publisher.create_topic(request={"name": name})
             with contextlib.suppress(google_exceptions.AlreadyExists):
                 subscriber.create_subscription(
-                    request={"name": names.dead_letter_subscription, "topic": names.dead_letter_topic}
+                    request={
+                        "name": names.dead_letter_subscription,
+                        "topic": names.dead_letter_topic,
+                    }
                 )
             subscription = {
                 "name": names.subscription,
@@ -94,8 +96,8 @@ def setup(
                 "push_config": {"push_endpoint": names.push_endpoint},
                 "ack_deadline_seconds": ACK_DEADLINE_S,
                 "retry_policy": {
-                    "minimum_backoff": duration_pb2.Duration(seconds=min_backoff_s),
-                    "maximum_backoff": duration_pb2.Duration(seconds=max_backoff_s),
+                    "minimum_backoff": {"seconds": min_backoff_s},
+                    "maximum_backoff": {"seconds": max_backoff_s},
                 },
                 "dead_letter_policy": {
                     "dead_letter_topic": names.dead_letter_topic,
@@ -122,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["setup"])
     parser.add_argument("--emulator", default=os.environ.get("PUBSUB_EMULATOR_HOST"))
     parser.add_argument("--endpoint", required=True, help="base URL of on_message")
-    parser.add_argument("--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT", DEFAULT_PROJECT))
+    parser.add_argument(
+        "--project", default=os.environ.get("GOOGLE_CLOUD_PROJECT", DEFAULT_PROJECT)
+    )
     parser.add_argument("--topic", default=os.environ.get("PUBSUB_TOPIC", DEFAULT_TOPIC))
     args = parser.parse_args(argv)
     if not args.emulator:

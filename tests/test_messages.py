@@ -42,7 +42,7 @@ def encoded(**fields: Any) -> bytes:
     return json.dumps(asset(**fields)).encode()
 
 
-# -- build / parse ----------------------------------------------------------------------------------
+# -- build / parse ---------------------------------------------------------------------------------
 
 
 def test_build_then_parse_round_trips() -> None:
@@ -68,7 +68,9 @@ def test_video_messages_are_accepted_with_their_duration() -> None:
 
 
 def test_unknown_fields_are_ignored() -> None:
-    data, attributes = messages.build(messages.AssetMessage(upload_from_resource(asset()), "webhook"))
+    data, attributes = messages.build(
+        messages.AssetMessage(upload_from_resource(asset()), "webhook")
+    )
     newer = json.dumps({**json.loads(data), "schema": 2, "frames": [1, 2]}).encode()
     assert messages.parse(newer, attributes).upload.asset_id == asset()["asset_id"]
 
@@ -134,7 +136,7 @@ def test_event_from_the_push_body() -> None:
     assert received.message.origin == "webhook"
 
 
-# -- settings ---------------------------------------------------------------------------------------
+# -- settings --------------------------------------------------------------------------------------
 
 
 def test_queue_settings_defaults() -> None:
@@ -166,7 +168,7 @@ def test_queue_mode_is_parsed() -> None:
     assert (settings.webhook_mode, settings.pubsub_topic) == ("queue", "uploads.v2")
 
 
-# -- on_message outcome mapping (the real functions-framework app, a stubbed pipeline) -----------
+# -- on_message outcome mapping (the real functions-framework app, a stubbed pipeline) ----------
 
 
 @pytest.fixture
@@ -183,7 +185,7 @@ def on_message(monkeypatch: pytest.MonkeyPatch) -> Any:
     calls: list[Any] = []
     outcome: dict[str, Any] = {}
 
-    def stub(upload: Any, settings: Any) -> dict[str, Any]:
+    def stub(upload: Any, settings: Any, **options: Any) -> dict[str, Any]:
         calls.append(upload)
         if isinstance(outcome.get("value"), Exception):
             raise outcome["value"]

@@ -75,3 +75,7 @@ class MalformedMessage(BadRequest):
 
 class PublishError(UpstreamError):
     """Pub/Sub did not accept a message within the bounded retries: 503, the sender retries."""
+
+
+class RateLimitExceeded(UpstreamError):
+    """Cloudinary's Admin API hourly budget is used up (420/429): stop, resume after the reset."""

@@ -90,12 +90,19 @@ def _classify(
     }
 
 
-def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
-    """Classify one image upload exactly once; return the public record (plus `duplicate`)."""
+def process_upload(
+    upload: Upload, settings: Settings, *, reclassify: bool = False
+) -> dict[str, Any]:
+    """Classify one image upload exactly once; return the public record (plus `duplicate`).
+    `reclassify`: a `done` document made by another model than the configured one is redone."""
     timings = Timings()
+    current_model = None
+    if reclassify:
+        spec = (settings.model_weights, settings.model_precision, settings.model_max_batch)
+        current_model = model.get_model(*spec).name
     fetched = _prefetch.submit(_fetch, upload, settings, timings)  # used only if claimed
     with timings.stage("claim"):
-        claim = store.claim(settings, upload)
+        claim = store.claim(settings, upload, model=current_model)
     if claim.state == "duplicate":
         logs.info("duplicate delivery: already classified", asset_id=upload.asset_id)
         return {**to_public(claim.existing or {}), "duplicate": True}

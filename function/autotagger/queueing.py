@@ -69,7 +69,8 @@ def consume(event_data: Any, settings: Settings) -> dict[str, Any]:
     }
     try:
         cloudinary_client.require_account(settings)
-        record = pipeline.process_upload(upload, settings)
+        reclassify = received.message.origin == "reclassify"
+        record = pipeline.process_upload(upload, settings, reclassify=reclassify)
     except Exception as exc:
         reason = exc.message if isinstance(exc, AutotaggerError) else f"{type(exc).__name__}"
         logs.warning("message not processed: Pub/Sub redelivers it", error=reason, **context)
