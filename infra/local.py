@@ -293,6 +293,10 @@ def run() -> int:
     if not env.get("CLOUDINARY_URL"):
         print("CLOUDINARY_URL is not set: results works; on_upload answers 503 until you set it")
         print("in .env (cloudinary://API_KEY:API_SECRET@CLOUD_NAME).")
+    sys.path.insert(0, str(ROOT))  # Pub/Sub queue: emulator + on_message (issue 9)
+    from infra import local_pubsub
+
+    local_pubsub.start_for_run(env, processes, int(os.environ.get("ON_MESSAGE_PORT", "8082")))
     processes.append(serve("results", RESULTS_PORT, env))
     processes.append(serve("on_upload", ON_UPLOAD_PORT, env))
     print(f"results:   http://127.0.0.1:{RESULTS_PORT}/  (API: /api/results)")

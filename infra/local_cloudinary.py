@@ -513,6 +513,11 @@ class CloudinaryStandin:
             self.faults.append(fault)
         return fault
 
+    def limit_admin_api(self, requests_per_hour: int | None) -> None:
+        """Start a new hour with this Admin API budget (None: unlimited)."""
+        with self._lock:
+            self.admin_rate_limit, self._admin_used = requests_per_hour, 0
+
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()

@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from google.api_core import exceptions as google_exceptions
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
@@ -117,6 +118,33 @@ def setup(
         finally:
             subscriber.close()
             publisher.transport.close()
+
+
+def start_for_run(env: dict[str, str], processes: list[Any], port: int) -> None:
+    """For `make run`: the Pub/Sub emulator (unless PUBSUB_EMULATOR_HOST is set), `on_message` on
+    `port` and the wiring between them; `env` gets PUBSUB_EMULATOR_HOST, `processes` what was
+    started. Without gcloud's Pub/Sub emulator: one line, and WEBHOOK_MODE=inline."""
+    from infra import local
+
+    if not env.get("PUBSUB_EMULATOR_HOST"):
+        if not local.gcloud_emulator_available("pubsub"):
+            print("Pub/Sub: gcloud's emulator is not installed: running inline only")
+            env["WEBHOOK_MODE"] = "inline"
+            return
+        emulator, host = local.start_gcloud_emulator("pubsub")
+        processes.append(emulator)
+        env["PUBSUB_EMULATOR_HOST"] = host
+    base_url = f"http://127.0.0.1:{port}"
+    processes.append(local.serve("on_message", port, env))
+    wiring = setup(
+        env["PUBSUB_EMULATOR_HOST"],
+        base_url,
+        env.get("GOOGLE_CLOUD_PROJECT") or DEFAULT_PROJECT,
+        env.get("PUBSUB_TOPIC") or DEFAULT_TOPIC,
+    )
+    mode = env.get("WEBHOOK_MODE") or "inline"
+    print(f"Pub/Sub emulator on {env['PUBSUB_EMULATOR_HOST']}: {wiring.topic} -> on_message")
+    print(f"on_message: {base_url}/  (WEBHOOK_MODE={mode}; queue: on_upload publishes)")
 
 
 def main(argv: list[str] | None = None) -> int:

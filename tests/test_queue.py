@@ -314,7 +314,7 @@ def test_backfill_enqueue_resumes_respects_the_budget_then_reclassifies(
     assert _pull_all(audit, subscriber) == [] and not cursor.exists()
 
     # A budget of 2 Admin API requests: two pages of 50, then a clean stop saying how to resume.
-    standin.admin_rate_limit = 2
+    standin.limit_admin_api(2)
     assert cli.main([*common, "--page-size", "50"]) == cli.EXIT_BUDGET
     out = capsys.readouterr().out
     assert "stopped: Admin API budget exhausted (0 of 2 requests left this hour" in out
@@ -329,7 +329,7 @@ def test_backfill_enqueue_resumes_respects_the_budget_then_reclassifies(
     assert len(first_run) == 75
 
     # The resumed run starts at its cursor: two more pages, the other 75.
-    standin.admin_rate_limit = None
+    standin.limit_admin_api(None)
     calls_before = sum(1 for c in standin.calls if "/resources/" in c["path"])
     assert cli.main([*common, "--page-size", "50"]) == 0
     out, err = capsys.readouterr()
