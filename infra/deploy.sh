@@ -151,7 +151,8 @@ step "APIs"
 run gcloud services enable \
   cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
   artifactregistry.googleapis.com firestore.googleapis.com secretmanager.googleapis.com \
-  storage.googleapis.com iam.googleapis.com --project="$PROJECT"
+  storage.googleapis.com iam.googleapis.com pubsub.googleapis.com eventarc.googleapis.com \
+  --project="$PROJECT"
 
 # --- Firestore ---------------------------------------------------------------------------------
 step "Firestore database $FIRESTORE_DATABASE and indexes"
@@ -282,7 +283,6 @@ MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
 [[ "$MAX_DELIVERY_ATTEMPTS" =~ ^[0-9]+$ && $MAX_DELIVERY_ATTEMPTS -ge 5 &&
   $MAX_DELIVERY_ATTEMPTS -le 100 ]] || die "MAX_DELIVERY_ATTEMPTS must be 5 to 100"
 step "Pub/Sub topics $PUBSUB_TOPIC and $DEAD_LETTER_TOPIC"
-run gcloud services enable pubsub.googleapis.com eventarc.googleapis.com --project="$PROJECT"
 for topic in "$PUBSUB_TOPIC" "$DEAD_LETTER_TOPIC"; do
   if ! exists gcloud pubsub topics describe "$topic" --project="$PROJECT"; then
     run gcloud pubsub topics create "$topic" --project="$PROJECT"
