@@ -240,3 +240,21 @@ def test_malformed_message_is_logged_and_acknowledged(
     logged = [e for e in entries if e.get("message", "").startswith("malformed message")]
     assert logged and logged[0]["message_id"] == "2070443601311540"
     assert logged[0]["severity"] == "ERROR"
+
+
+# -- make run without gcloud's Pub/Sub emulator ---------------------------------------------------
+
+
+def test_make_run_without_the_pubsub_emulator_runs_inline_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra import local, local_pubsub
+
+    monkeypatch.setattr(local, "gcloud_emulator_available", lambda kind: False)
+    env = {"WEBHOOK_MODE": "queue"}
+    processes: list[Any] = []
+    local_pubsub.start_for_run(env, processes, port=1)
+    assert capsys.readouterr().out.splitlines() == [
+        "Pub/Sub: gcloud's emulator is not installed: running inline only"
+    ]
+    assert env["WEBHOOK_MODE"] == "inline" and processes == []

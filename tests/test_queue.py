@@ -147,7 +147,7 @@ def spine(
         "FIRESTORE_COLLECTION": collection,
         "PUBSUB_TOPIC": topic,
         "MODEL_WEIGHTS": str(model_dir),
-        "CLAIM_TTL_S": "10",
+        "CLAIM_TTL_S": "120",  # longer than any classification, even on a busy machine
         "LOG_LEVEL": "INFO",
     }
     worker = Server("on_message", {**env, "THREADS": "8"}, logs_dir / "worker.log")
