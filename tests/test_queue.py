@@ -157,15 +157,14 @@ def spine(
     with pytest.MonkeyPatch.context() as patch:
         for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
             patch.setenv(key, env[key])
-        # Many attempts, short backoff: messages pushed while the worker is down are retried
-        # until it is back (in production: 5 attempts of up to 600 s, then the dead-letter topic).
+        # Many attempts: messages pushed while the worker is down are retried (about once a
+        # second) until it is back (in production: 5 attempts, 10-600 s apart, then dead letters).
         wiring = local_pubsub.setup(
             pubsub_host,
             worker.url,
             PROJECT,
             topic,
             max_delivery_attempts=100,
-            max_backoff_s=5,
         )
         worker.start()
         webhook.start()
@@ -553,9 +552,7 @@ def test_firestore_down_nothing_acknowledged_until_stored(
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_host)
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
-    wiring = local_pubsub.setup(
-        pubsub_host, worker.url, PROJECT, topic, max_delivery_attempts=100, max_backoff_s=3
-    )
+    wiring = local_pubsub.setup(pubsub_host, worker.url, PROJECT, topic, max_delivery_attempts=100)
     processes = [firestore_process]
     try:
         worker.start()

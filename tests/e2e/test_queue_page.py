@@ -43,7 +43,6 @@ def test_queued_upload_shows_queued_then_the_result(
         project,
         topic,
         max_delivery_attempts=100,
-        max_backoff_s=3,
     )
     servers = serve(forward=True, webhook=True)  # both paths publish
     harness = open_page(servers)
