@@ -361,6 +361,45 @@ def test_backfill_enqueue_resumes_respects_the_budget_then_reclassifies(
     subscriber.close()
 
 
+def test_backfill_enqueue_limit_keeps_its_place_inside_a_page(
+    base_env: dict[str, str],
+    standin: CloudinaryStandin,
+    pubsub_host: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic = f"lim-{uuid.uuid4().hex[:8]}"
+    for key, value in {
+        "PUBSUB_EMULATOR_HOST": pubsub_host,
+        "PUBSUB_TOPIC": topic,
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+    }.items():
+        monkeypatch.setenv(key, value)
+    wiring = local_pubsub.setup(pubsub_host, "http://127.0.0.1:9", PROJECT, topic)
+    subscriber = SubscriberClient()
+    audit = subscriber.subscription_path(PROJECT, f"{topic}-audit")
+    subscriber.create_subscription(request={"name": audit, "topic": wiring.topic})
+    resources = [
+        standin.add_asset(image_bytes((64, 48)), public_id=f"lim/{i:02d}") for i in range(20)
+    ]
+    cursor = tmp_path / "cursor.json"
+    command = ["backfill", "--enqueue", "--prefix", "lim/", "--page-size", "8"]
+    command += ["--cursor-file", str(cursor), "--limit", "5"]
+    seen: list[str] = []
+    for run in range(4):  # 5 + 5 + 5 + 5, the second and third runs cross a page boundary
+        assert cli.main(command) == 0
+        out = capsys.readouterr().out
+        published = [m.attributes["asset_id"] for m in _pull_all(audit, subscriber)]
+        assert len(published) == 5, (run, out)
+        seen += published
+        assert cursor.exists() == (run < 3)
+    assert seen == [r["asset_id"] for r in resources]  # each once, in listing order
+    assert cli.main(command) == 0  # a fresh run: nothing is final yet, so all over again
+    assert len(_pull_all(audit, subscriber)) == 5
+    subscriber.close()
+
+
 def _hashed_artifact(source: Path, target: Path) -> Path:
     """`source`'s artifact with the sha256 of its weights recorded (as build_model.py now does),
     by links: the served name becomes `<name>@<12 hex digits>`."""
