@@ -3,11 +3,12 @@
     python function/cli.py classify photo.jpg https://example.com/cat.png [--json]
     python function/cli.py results [--asset-id A | --public-id P | --label L] [--limit N] [--json]
     python function/cli.py backfill [--prefix P] [--limit N] [--dry-run] [--videos]
+    python function/cli.py backfill --enqueue [--model-changed] [--prefix P] [--dry-run] [--videos]
 
 Settings come from the environment, exactly as for the function (README, "Configuration");
 `classify` needs only MODEL_WEIGHTS, `results` Firestore, `backfill` also CLOUDINARY_URL.
 Errors are one line on stderr; exit codes: 0 ok, 1 failed, 2 usage or configuration,
-130 interrupted.
+75 Admin API budget spent (resume later), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -27,13 +29,24 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import requests
+from tqdm import tqdm
 
 from autotagger import cloudinary_client, config, imaging, model, pipeline, store, webhook
 from autotagger.config import Settings
-from autotagger.errors import AutotaggerError, BadRequest, ConfigError, ImageError
+from autotagger.errors import (
+    AutotaggerError,
+    BadRequest,
+    ConfigError,
+    ImageError,
+    RateLimitExceeded,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BUDGET = 75  # EX_TEMPFAIL: the Admin API's hourly budget is spent; resume after the reset
 MAX_LIMIT = 100
+ADMIN_PAGE_SIZE = 500  # the Admin API's largest page
+FIRESTORE_BATCH = 300  # documents per batched read
+DEFAULT_CURSOR_FILE = ".autotagger-backfill.json"
 _LOG_LEVELS = {"DEBUG": 10, "INFO": 20, "NOTICE": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
@@ -281,37 +294,26 @@ class _StopRequest:
             signal.signal(signal.SIGINT, previous)
 
 
-class _Progress:
-    """A text progress bar on a terminal; one line per image otherwise (logs, CI)."""
+def _bar(total: int | None, unit: str, initial: int = 0) -> tqdm:
+    """A tqdm progress bar on stderr (count, rate, ETA when the total is known)."""
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.2,
+        smoothing=0.1,
+    )
 
-    WIDTH = 30
 
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.tty = stream.isatty()
-
-    def update(self, done: int, note: str) -> None:
-        filled = self.WIDTH * done // self.total
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        line = f"[{bar}] {done}/{self.total} {note}"
-        if self.tty:
-            self.stream.write("\r" + line[:120].ljust(120))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def report(self, line: str) -> None:
-        """A line that must stay visible (a failure): on a terminal, above the bar; elsewhere
-        the per-image line already says it."""
-        if self.tty:
-            self.stream.write("\r" + line.ljust(120) + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+def _final_documents(settings: Settings, uploads: list[webhook.Upload]) -> dict[str, Any]:
+    """The stored documents of `uploads`, read in batches (`get_all`), not one read each."""
+    found: dict[str, Any] = {}
+    ids = [u.asset_id for u in uploads]
+    for start in range(0, len(ids), FIRESTORE_BATCH):
+        found.update(store.get_many(settings, ids[start : start + FIRESTORE_BATCH]))
+    return found
 
 
 def _pending(
@@ -320,19 +322,15 @@ def _pending(
     """(images or videos listed, already classified, the uploads still to classify)."""
     resources = list(cloudinary_client.list_images(prefix, resource_type=resource_type))
     _say(f"checking {len(resources)} {resource_type}s against Firestore ...")
-    pending: list[webhook.Upload] = []
-    already = 0
+    uploads: list[webhook.Upload] = []
     for resource in resources:
         try:
-            upload = webhook.upload_from_resource(resource)
+            uploads.append(webhook.upload_from_resource(resource))
         except BadRequest as exc:
             _say(f"skipped {resource.get('public_id')!r}: {exc.message}")
-            continue
-        if _classified(store.get(settings, upload.asset_id), upload.version):
-            already += 1
-        else:
-            pending.append(upload)
-    return len(resources), already, pending
+    documents = _final_documents(settings, uploads)
+    pending = [u for u in uploads if not _classified(documents.get(u.asset_id), u.version)]
+    return len(resources), len(uploads) - len(pending), pending
 
 
 def _classify_one(upload: webhook.Upload, settings: Settings) -> tuple[str, str]:
@@ -347,10 +345,17 @@ def _classify_one(upload: webhook.Upload, settings: Settings) -> tuple[str, str]
     return status, status + (f": {_one_line(detail, 80)}" if detail else "")
 
 
+def _kind(args: argparse.Namespace) -> str:
+    """The resource type backfill lists: `video` with --videos, else `image`."""
+    return "video" if args.videos else "image"
+
+
 def cmd_backfill(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.enqueue or args.model_changed:
+        return cmd_enqueue(args, settings, out)
     cloudinary_client.require_account(settings)
     where = f" under {args.prefix!r}" if args.prefix else ""
-    kind = "video" if args.videos else "image"
+    kind = _kind(args)
     _say(f"listing {kind}s{where} ...")
     listed, already, pending = _pending(args.prefix, settings, kind)
     todo = pending[: args.limit] if args.limit else pending
@@ -368,9 +373,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
 
     outcomes: Counter[str] = Counter()
     stop = _StopRequest()
-    progress = _Progress(len(todo), sys.stderr)
     attempted = 0
-    with stop.installed():
+    with stop.installed(), _bar(len(todo), "img") as bar:
         for upload in todo:
             if stop.requested:
                 break
@@ -378,15 +382,229 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             outcome, note = _classify_one(upload, settings)
             outcomes[outcome] += 1
             if outcome != "done":
-                progress.report(f"{upload.public_id}: {note}")
-            progress.update(attempted, f"{upload.public_id} {note}")
-    progress.close()
+                bar.write(f"{upload.public_id} {note}", file=sys.stderr)
+            bar.set_postfix_str(_one_line(f"{upload.public_id} {note}", 60), refresh=False)
+            bar.update(1)
     summary = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
     out.write(f"classified {attempted} of {len(todo)}: {summary}\n")
     if stop.requested and attempted < len(todo):
         out.write(f"interrupted: {len(todo) - attempted} left; run the same command to continue\n")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if outcomes["error"] else EXIT_OK
+
+
+# -- backfill --enqueue: publish through Pub/Sub ----------------------------------------------
+
+
+def _wanted(
+    document: dict[str, Any] | None, upload: webhook.Upload, model_name: str | None
+) -> str | None:
+    """The origin to publish `upload` with, or None when it needs nothing.
+
+    Missing or not final for its current version: `backfill`. With `model_name`
+    (--model-changed), a `done` document of the current version made by another model:
+    `reclassify`."""
+    if not _classified(document, upload.version):
+        return "backfill"
+    assert document is not None
+    if (
+        model_name is not None
+        and int(document.get("version") or 0) == upload.version
+        and document.get("status") == "done"
+        and document.get("model") != model_name
+    ):
+        return "reclassify"
+    return None
+
+
+def _read_cursor(path: Path, selection: dict[str, Any]) -> dict[str, Any] | None:
+    """The saved state of an interrupted run with the same selection, if any."""
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{path}: unreadable cursor file ({exc}); delete it to start over") from None
+    if not isinstance(state, dict) or state.get("selection") != selection:
+        _say(f"{path} belongs to another selection: starting over (it will be replaced)")
+        return None
+    return state
+
+
+def _write_cursor(path: Path, state: dict[str, Any]) -> None:
+    """Save the run's state atomically (write a temporary file, then rename it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    words = ["python", "function/cli.py", "backfill", "--enqueue"]
+    if args.model_changed:
+        words.append("--model-changed")
+    if args.prefix:
+        words += ["--prefix", args.prefix]
+    if args.page_size != ADMIN_PAGE_SIZE:
+        words += ["--page-size", str(args.page_size)]
+    if args.cursor_file != DEFAULT_CURSOR_FILE:
+        words += ["--cursor-file", args.cursor_file]
+    return shlex.join(words)
+
+
+def _enqueue_summary(state: dict[str, Any], dry_run: bool) -> str:
+    verb = "would publish" if dry_run else "published"
+    return (
+        f"{state['listed']} images listed, {state['already']} already classified, "
+        f"{verb} {state['published']} ({state['reclassify']} to re-classify)"
+        + (f", {state['malformed']} skipped as malformed" if state["malformed"] else "")
+    )
+
+
+def _new_state(args: argparse.Namespace, selection: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "selection": selection,
+        "next_cursor": None,
+        "skip": 0,
+        "total": None if args.prefix else cloudinary_client.total_assets(),
+        "listed": 0,
+        "already": 0,
+        "published": 0,
+        "reclassify": 0,
+        "malformed": 0,
+        "admin_requests": 0,
+    }
+
+
+def _enqueue_page(
+    args: argparse.Namespace,
+    settings: Settings,
+    resources: list[dict[str, Any]],
+    state: dict[str, Any],
+    room: int | None,
+    bar: tqdm,
+) -> int:
+    """Publish what `resources` (the page from `skip` on) still need, at most `room` messages;
+    update `state`; return how many of `resources` were handled (all unless `room` ran out)."""
+    from autotagger import messages, pubsub  # only --enqueue needs the Pub/Sub client
+
+    model_name = state["selection"]["model"]
+    uploads: list[tuple[int, webhook.Upload]] = []
+    malformed: list[int] = []
+    for index, resource in enumerate(resources):
+        try:
+            uploads.append((index, webhook.upload_from_resource(resource)))
+        except BadRequest as exc:
+            malformed.append(index)
+            bar.write(f"skipped {resource.get('public_id')!r}: {exc.message}", file=sys.stderr)
+    documents = _final_documents(settings, [u for _, u in uploads])
+    chosen: list[tuple[int, messages.AssetMessage]] = []
+    for index, upload in uploads:
+        origin = _wanted(documents.get(upload.asset_id), upload, model_name)
+        if origin is not None:
+            chosen.append((index, messages.AssetMessage(upload=upload, origin=origin)))
+    handled = len(resources)
+    if room is not None and len(chosen) > room:
+        chosen = chosen[:room]
+        handled = chosen[-1][0] + 1 if chosen else 0
+    if chosen and not args.dry_run:
+        pubsub.publish_all(settings, [message for _, message in chosen])
+    state["listed"] += handled
+    state["malformed"] += sum(1 for index in malformed if index < handled)
+    state["already"] += sum(1 for index, _ in uploads if index < handled) - len(chosen)
+    state["published"] += len(chosen)
+    state["reclassify"] += sum(1 for _, m in chosen if m.origin == "reclassify")
+    bar.update(handled)
+    bar.set_postfix(published=state["published"], refresh=False)
+    return handled
+
+
+def cmd_enqueue(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """List the account page by page, skip what is final, publish one message per asset left.
+
+    After each page the place is saved in --cursor-file (removed once the run completes)."""
+    account = cloudinary_client.require_account(settings)
+    selection = {
+        "cloud": account.cloud_name,
+        "prefix": args.prefix,
+        "resource_type": _kind(args),
+        "topic": settings.pubsub_topic,
+        "model": _classifier(settings).name if args.model_changed else None,
+    }
+    path = Path(args.cursor_file)
+    state = None if args.dry_run else _read_cursor(path, selection)
+    if state is None:
+        state = _new_state(args, selection)
+    else:
+        _say(f"resuming from {path}: {state['listed']} listed, {state['published']} published")
+    stop = _StopRequest()
+    published_before = state["published"]
+    code: int | None = None
+    with stop.installed(), _bar(state["total"], "asset", initial=state["listed"]) as bar:
+        while code is None:
+            try:
+                page = cloudinary_client.list_page(
+                    args.prefix, state["next_cursor"], args.page_size, _kind(args)
+                )
+            except RateLimitExceeded as exc:
+                code = _budget_stop(args, state, path, out, exc.message)
+                break
+            state["admin_requests"] += 1
+            resources = page.resources[state["skip"] :]
+            room = args.limit - (state["published"] - published_before) if args.limit else None
+            handled = _enqueue_page(args, settings, resources, state, room, bar)
+            if handled < len(resources):  # --limit reached inside this page
+                state["skip"] += handled
+            else:
+                state["next_cursor"], state["skip"] = page.next_cursor, 0
+            code = _after_page(args, state, path, out, page, stop.requested, published_before)
+    out.write(_enqueue_summary(state, args.dry_run) + "\n")
+    if args.dry_run:
+        out.write("dry run: nothing published\n")
+    return code
+
+
+def _after_page(
+    args: argparse.Namespace,
+    state: dict[str, Any],
+    path: Path,
+    out: TextIO,
+    page: cloudinary_client.ResourcePage,
+    stop_requested: bool,
+    published_before: int,
+) -> int | None:
+    """Save the place; return the exit code when the run ends here, None to go on."""
+    if state["next_cursor"] is None and state["skip"] == 0:
+        if not args.dry_run:
+            path.unlink(missing_ok=True)
+        return EXIT_OK
+    if not args.dry_run:
+        _write_cursor(path, state)
+    if args.limit and state["published"] - published_before >= args.limit:
+        out.write(f"--limit {args.limit} reached; progress saved in {path}\n")
+        out.write(f"continue with: {_resume_command(args)}\n")
+        return EXIT_OK
+    if stop_requested:
+        out.write(f"interrupted; progress saved in {path}\n")
+        out.write(f"continue with: {_resume_command(args)}\n")
+        return EXIT_INTERRUPTED
+    if page.rate_remaining is not None and page.rate_remaining <= args.reserve:
+        detail = (
+            f"{page.rate_remaining} of {page.rate_limit} requests left this hour, "
+            f"resets {page.rate_reset_at or 'on the hour'}"
+        )
+        return _budget_stop(args, state, path, out, detail)
+    return None
+
+
+def _budget_stop(
+    args: argparse.Namespace, state: dict[str, Any], path: Path, out: TextIO, detail: str
+) -> int:
+    """Stop cleanly when the Admin API's hourly budget is spent; say how to resume."""
+    if not args.dry_run:
+        _write_cursor(path, state)
+    out.write(f"stopped: Admin API budget exhausted ({detail}); progress saved in {path}\n")
+    out.write(f"resume after the reset with: {_resume_command(args)}\n")
+    return EXIT_BUDGET
 
 
 # -- parser and main -----------------------------------------------------------------------------
@@ -471,6 +689,35 @@ def build_parser() -> _Parser:
     backfill.add_argument("--dry-run", action="store_true", help="list, classify nothing")
     backfill.add_argument(
         "--videos", action="store_true", help="the account's videos instead of its images"
+    )
+    backfill.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="publish one Pub/Sub message per asset to PUBSUB_TOPIC instead of classifying here "
+        "(on_message instances classify them); resumable through --cursor-file",
+    )
+    backfill.add_argument(
+        "--model-changed",
+        action="store_true",
+        help="(implies --enqueue) also re-classify assets whose stored model is not the "
+        "configured one (MODEL_WEIGHTS; the name includes the weights' hash)",
+    )
+    backfill.add_argument(
+        "--page-size",
+        type=_int_between(1, ADMIN_PAGE_SIZE),
+        default=ADMIN_PAGE_SIZE,
+        help=f"Admin API page size for --enqueue [{ADMIN_PAGE_SIZE}]",
+    )
+    backfill.add_argument(
+        "--cursor-file",
+        default=DEFAULT_CURSOR_FILE,
+        help=f"--enqueue: where an unfinished run keeps its place [{DEFAULT_CURSOR_FILE}]",
+    )
+    backfill.add_argument(
+        "--reserve",
+        type=_int_between(0, 10**6),
+        default=0,
+        help="--enqueue: stop when this many Admin API requests are left this hour [0]",
     )
     backfill.set_defaults(func=cmd_backfill)
     return parser

@@ -2,6 +2,8 @@
 
 - `on_upload`: Cloudinary's upload notification (webhook) -> verify -> classify -> tag -> store;
   `POST /forward`: the upload page's forward of a signed Upload API response, same pipeline.
+  With WEBHOOK_MODE=queue both publish to Pub/Sub instead and answer 202.
+- `on_message`: a Pub/Sub `messagePublished` CloudEvent (one asset) -> the same pipeline.
 - `results`: `GET /api/results` queries the stored classifications; `GET /` the upload page.
 
 Settings are read and validated once, at import (cold start); a bad one stops the process with
@@ -19,6 +21,7 @@ from typing import Any
 
 import flask
 import functions_framework
+from cloudevents.http import CloudEvent
 
 from autotagger import (
     access,
@@ -28,6 +31,7 @@ from autotagger import (
     logs,
     page,
     pipeline,
+    queueing,
     store,
     webhook,
 )
@@ -134,7 +138,8 @@ def on_upload(request: flask.Request) -> flask.Response:
     account = cloudinary_client.require_account(SETTINGS)
     body = _read_body(request, SETTINGS.max_body_bytes)
     if forward.is_forward(request.path):
-        return _json(forward.handle(webhook.parse_json(body), SETTINGS, account, FORWARD_BUDGET))
+        payload = webhook.parse_json(body)
+        return _answer(forward.handle(payload, SETTINGS, account, FORWARD_BUDGET, _process))
     webhook.verify_signature(
         body,
         request.headers.get("X-Cld-Timestamp"),
@@ -146,7 +151,25 @@ def on_upload(request: flask.Request) -> flask.Response:
     if isinstance(event, webhook.Ignored):
         logs.info("notification ignored", reason=event.reason)
         return _json({"status": "ignored", "reason": event.reason})
-    return _json(pipeline.process_upload(event, SETTINGS))
+    return _answer(_process(event, SETTINGS))
+
+
+def _process(upload: webhook.Upload, settings: config.Settings) -> dict[str, Any]:
+    """Classify now (WEBHOOK_MODE=inline) or publish to Pub/Sub (queue)."""
+    if settings.webhook_mode == "queue":
+        return queueing.submit(upload, settings)
+    return pipeline.process_upload(upload, settings)
+
+
+def _answer(record: Any) -> flask.Response:
+    queued = isinstance(record, dict) and record.get("status") == "queued"
+    return _json(record, 202 if queued else 200)
+
+
+@functions_framework.cloud_event
+def on_message(event: CloudEvent) -> None:
+    """Pub/Sub `messagePublished`: one queued asset. Return = acknowledged; raise = redelivered."""
+    queueing.consume(event.get_data(), SETTINGS)
 
 
 def _results_query(args: Any) -> tuple[str | None, str | None, int]:

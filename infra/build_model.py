@@ -76,6 +76,10 @@ def build(weights: str, out: Path, precision: str = "fp32") -> dict[str, object]
         **written,
         "built_in_s": round(time.perf_counter() - started, 1),
     }
+    weights_file = tmp / str(written.get("weights", {}).get("path") or manifest["path"])
+    manifest["sha256"] = model_build.sha256_file(
+        weights_file
+    )  # the served name carries its first 12 digits
     (tmp / model_module.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -45,6 +45,12 @@ Environment (defaults in brackets):
   MODEL_OPENVINO_HINT   passed to on_upload when set
   ON_UPLOAD_MEMORY      on_upload's memory [2Gi with MODEL_ENGINE=openvino, else 4Gi]
   WITHOUT_TENSORFLOW=1  deploy on_upload without tensorflow-cpu (OpenVINO or int8 only)
+  Pub/Sub queue (README, "Queue mode"):
+  WEBHOOK_MODE          inline | queue: on_upload classifies, or publishes to PUBSUB_TOPIC [inline]
+  PUBSUB_TOPIC          uploads topic (+ "-dead-letter") [autotagger-uploads]
+  ON_MESSAGE_NAME       the queue worker function [autotagger-on-message]
+  WORKER_MAX_INSTANCES  on_message instance cap: the spend cap of a backfill [10]
+  MAX_DELIVERY_ATTEMPTS deliveries of a message before the dead-letter topic (5-100) [5]
   DRY_RUN=1             print the commands instead of running them
 EOF
 }
@@ -151,7 +157,8 @@ fi
 # Optional settings of on_upload, passed on only when set (README, "Configuration").
 PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD_RENDITION
   WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S
-  VIDEO_FRAMES MAX_VIDEO_SECONDS)
+  VIDEO_FRAMES MAX_VIDEO_SECONDS
+  WEBHOOK_MODE PUBSUB_TOPIC)
 for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${PASS_THROUGH[@]}"; do
   [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
 done
@@ -224,7 +231,8 @@ step "APIs"
 run gcloud services enable \
   cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com \
   artifactregistry.googleapis.com firestore.googleapis.com secretmanager.googleapis.com \
-  storage.googleapis.com iam.googleapis.com --project="$PROJECT"
+  storage.googleapis.com iam.googleapis.com pubsub.googleapis.com eventarc.googleapis.com \
+  --project="$PROJECT"
 
 # --- Firestore ---------------------------------------------------------------------------------
 step "Firestore database $FIRESTORE_DATABASE and indexes"
@@ -375,6 +383,35 @@ run gcloud storage buckets add-iam-policy-binding "gs://$MODEL_BUCKET" \
   --member="serviceAccount:$SA_EMAIL" --role=roles/storage.objectViewer \
   --project="$PROJECT" --format=none
 
+# --- Pub/Sub queue (1/2): topics, dead-letter subscription, publisher ----------------------------
+# Created before the functions, so on_upload in queue mode can publish from its first request.
+PUBSUB_TOPIC="${PUBSUB_TOPIC:-autotagger-uploads}"
+DEAD_LETTER_TOPIC="$PUBSUB_TOPIC-dead-letter"
+ON_MESSAGE_NAME="${ON_MESSAGE_NAME:-autotagger-on-message}"
+WORKER_MAX_INSTANCES="${WORKER_MAX_INSTANCES:-10}"
+MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
+[[ "${WEBHOOK_MODE:-inline}" =~ ^(inline|queue)$ ]] || die "WEBHOOK_MODE must be inline or queue"
+[[ "$WORKER_MAX_INSTANCES" =~ ^[1-9][0-9]*$ ]] ||
+  die "WORKER_MAX_INSTANCES must be a positive integer"
+[[ "$MAX_DELIVERY_ATTEMPTS" =~ ^[0-9]+$ && $MAX_DELIVERY_ATTEMPTS -ge 5 &&
+  $MAX_DELIVERY_ATTEMPTS -le 100 ]] || die "MAX_DELIVERY_ATTEMPTS must be 5 to 100"
+step "Pub/Sub topics $PUBSUB_TOPIC and $DEAD_LETTER_TOPIC"
+for topic in "$PUBSUB_TOPIC" "$DEAD_LETTER_TOPIC"; do
+  if ! exists gcloud pubsub topics describe "$topic" --project="$PROJECT"; then
+    run gcloud pubsub topics create "$topic" --project="$PROJECT"
+  fi
+done
+# Dead letters are kept 7 days for inspection (`gcloud pubsub subscriptions pull`).
+if ! exists gcloud pubsub subscriptions describe "$DEAD_LETTER_TOPIC" --project="$PROJECT"; then
+  run gcloud pubsub subscriptions create "$DEAD_LETTER_TOPIC" --topic="$DEAD_LETTER_TOPIC" \
+    --message-retention-duration=7d --project="$PROJECT"
+fi
+# Only the functions' own service account may publish uploads (a topic-level grant; grant no
+# project-wide pubsub.publisher to anyone else).
+run gcloud pubsub topics add-iam-policy-binding "$PUBSUB_TOPIC" \
+  --member="serviceAccount:$SA_EMAIL" --role=roles/pubsub.publisher --project="$PROJECT" \
+  --format=none
+
 # --- functions ---------------------------------------------------------------------------------
 # The page (results) uploads through the unsigned preset and forwards the signed upload result to
 # on_upload's /forward: results needs on_upload's URL (ON_UPLOAD_URL) and on_upload must allow
@@ -440,6 +477,49 @@ if [[ -z "$page_url" ]]; then
   deploy_on_upload "${page_url:-https://<$RESULTS_NAME URL>}"
 fi
 
+# --- Pub/Sub queue (2/2): the on_message worker and its trigger's subscription -----------------
+# Eventarc's Pub/Sub trigger pushes each message to on_message; --retry redelivers a message
+# whose run raised (transient failures), with backoff, until MAX_DELIVERY_ATTEMPTS, then moves
+# it to the dead-letter topic. WORKER_MAX_INSTANCES caps the spend: at most
+# WORKER_MAX_INSTANCES x 2 vCPU x 4 GiB billed while a backlog drains (README, "Queue mode").
+step "function $ON_MESSAGE_NAME (entry point on_message, trigger topic $PUBSUB_TOPIC)"
+run gcloud functions deploy "$ON_MESSAGE_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
+  --runtime=python311 --source="$ROOT/function" --entry-point=on_message \
+  --trigger-topic="$PUBSUB_TOPIC" --retry --trigger-service-account="$SA_EMAIL" \
+  --no-allow-unauthenticated --service-account="$SA_EMAIL" --memory=4Gi --cpu=2 \
+  --concurrency="$CONCURRENCY" --timeout=300s --max-instances="$WORKER_MAX_INSTANCES" \
+  --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" --set-env-vars="^|^$upload_env"
+# The trigger pushes as the service account: it may invoke on_message, nothing else may.
+run gcloud functions add-invoker-policy-binding "$ON_MESSAGE_NAME" --region="$REGION" \
+  --member="serviceAccount:$SA_EMAIL" --project="$PROJECT"
+if is_dry; then
+  project_number="PROJECT_NUMBER"
+  trigger_subscription="eventarc-$REGION-$ON_MESSAGE_NAME-000000-sub-000"
+  show gcloud eventarc triggers describe "<trigger of $ON_MESSAGE_NAME>" --location="$REGION" \
+    --project="$PROJECT" --format='value(transport.pubsub.subscription)'
+  printf '  # the subscription Eventarc made for the trigger\n'
+else
+  project_number="$(gcloud projects describe "$PROJECT" --format='value(projectNumber)')"
+  trigger="$(gcloud functions describe "$ON_MESSAGE_NAME" --gen2 --region="$REGION" \
+    --project="$PROJECT" --format='value(eventTrigger.trigger)')"
+  trigger_subscription="$(gcloud eventarc triggers describe "${trigger##*/}" \
+    --location="$REGION" --project="$PROJECT" --format='value(transport.pubsub.subscription)')"
+  [[ -n "$trigger_subscription" ]] || die "could not find the subscription of $ON_MESSAGE_NAME"
+fi
+pubsub_agent="service-$project_number@gcp-sa-pubsub.iam.gserviceaccount.com"
+step "subscription ${trigger_subscription##*/}: dead letters after $MAX_DELIVERY_ATTEMPTS attempts"
+run gcloud pubsub subscriptions update "${trigger_subscription##*/}" --project="$PROJECT" \
+  --dead-letter-topic="$DEAD_LETTER_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" \
+  --min-retry-delay=10s --max-retry-delay=600s
+# Pub/Sub's own service agent forwards dead letters: it must publish to the dead-letter topic and
+# acknowledge on the trigger's subscription.
+run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" \
+  --member="serviceAccount:$pubsub_agent" --role=roles/pubsub.publisher --project="$PROJECT" \
+  --format=none
+run gcloud pubsub subscriptions add-iam-policy-binding "${trigger_subscription##*/}" \
+  --member="serviceAccount:$pubsub_agent" --role=roles/pubsub.subscriber --project="$PROJECT" \
+  --format=none
+
 # --- URLs --------------------------------------------------------------------------------------
 step "done"
 echo "webhook URL (Cloudinary notification URL): ${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
@@ -451,6 +531,8 @@ if [[ "$RESULTS_ACCESS" == private ]]; then
 else
   echo "RESULTS_ACCESS=public: anyone with the page URL can list every result"
 fi
+echo "webhook mode: ${WEBHOOK_MODE:-inline} (queue: publishes to $PUBSUB_TOPIC, drained by" \
+  "$ON_MESSAGE_NAME, at most $WORKER_MAX_INSTANCES instances)"
 echo "next: CLOUDINARY_URL=... python infra/cloudinary_setup.py --preset $UPLOAD_PRESET" \
   "--mode $upload_mode" \
   "--notification-url ${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"

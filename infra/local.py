@@ -86,6 +86,7 @@ def start_gcloud_emulator(
     workdir = Path(tempfile.mkdtemp(prefix=f"autotagger-{kind}-emulator-"))
     command = ["gcloud", *_GCLOUD_COMMANDS[kind], f"--host-port={host}"]
     if kind == "pubsub":
+        (workdir / "data").mkdir()  # gcloud writes env.yaml there and does not create it
         command.append(f"--data-dir={workdir / 'data'}")
     env = {
         **os.environ,
@@ -305,6 +306,10 @@ def run() -> int:
     if not env.get("RESULTS_ACCESS"):  # loopback only: anyone who can reach it is on this machine
         env["RESULTS_ACCESS"] = "public"
         print("RESULTS_ACCESS=public on loopback: listings need no key (deploys are private)")
+    sys.path.insert(0, str(ROOT))  # Pub/Sub queue: emulator + on_message (issue 9)
+    from infra import local_pubsub
+
+    local_pubsub.start_for_run(env, processes, int(os.environ.get("ON_MESSAGE_PORT", "8083")))
     processes.append(serve("results", RESULTS_PORT, env))
     processes.append(serve("on_upload", ON_UPLOAD_PORT, env))
     print(f"results:   http://127.0.0.1:{RESULTS_PORT}/  (API: /api/results)")

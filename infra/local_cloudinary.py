@@ -4,7 +4,8 @@
 One threaded WSGI server answers, in Cloudinary's documented formats:
 
 * Upload API: ``POST /v1_1/<cloud>/<resource_type>/upload`` and ``.../tags`` (signed or unsigned);
-* Admin API (basic auth): resources, resources by tag, upload presets, ping;
+* Admin API (basic auth): resources, resources by tag, upload presets, usage, ping, with the
+  hourly budget's ``X-FeatureRateLimit-*`` headers (``admin_rate_limit`` simulates a small one);
 * delivery: ``GET /<cloud>/<resource_type>/upload/[<transformation>/][v<version>/]<id>.<ext>``;
 * webhooks: signed ``upload`` and ``resource_tags_changed`` notifications.
 
@@ -437,6 +438,8 @@ class CloudinaryStandin:
         self._presets: dict[str, JsonDict] = {}
         self._cursors: dict[str, int] = {}
         self._seq = 0
+        self.admin_rate_limit: int | None = None  # Admin API requests per hour (None: no limit)
+        self._admin_used = 0
         self._lock = threading.RLock()
         self._sent = threading.Condition()
         self._server: BaseWSGIServer | None = None
@@ -498,6 +501,7 @@ class CloudinaryStandin:
             self.calls.clear()
             self.faults.clear()
             self.notification_url = None
+            self.admin_rate_limit, self._admin_used = None, 0
         with self._sent:
             self.notifications_sent.clear()
 
@@ -591,6 +595,11 @@ class CloudinaryStandin:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def limit_admin_api(self, requests_per_hour: int | None) -> None:
+        """Start a new hour with this Admin API budget (None: unlimited)."""
+        with self._lock:
+            self.admin_rate_limit, self._admin_used = requests_per_hour, 0
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -826,9 +835,38 @@ class CloudinaryStandin:
             if parts[1] == "tags":
                 return self._tags(parts[0], params)
             return self._upload(parts[0], params, request.files.get("file"))
-        if parts[0] not in ("resources", "upload_presets", "ping"):
+        if parts[0] not in ("resources", "upload_presets", "ping", "usage"):
             raise _Fail(404, "Not found")
         self._check_basic_auth(request)
+        budget = self._spend_admin_request()
+        response = self._admin(method, parts, params)
+        response.headers.update(budget)
+        return response
+
+    def _spend_admin_request(self) -> dict[str, str]:
+        """The Admin API's hourly budget: ``X-FeatureRateLimit-*`` headers on every answer, 420
+        once ``admin_rate_limit`` requests were made (None: unlimited, the headers say 5000)."""
+        reset = (int(time.time()) // 3600 + 1) * 3600
+        with self._lock:
+            limit = self.admin_rate_limit
+            if limit is not None and self._admin_used >= limit:
+                raise _Fail(420, f"Rate Limit Exceeded - resets at {_iso(reset)}")
+            self._admin_used += 1
+            shown = 5000 if limit is None else limit
+            remaining = max(0, shown - self._admin_used)
+        return {
+            "X-FeatureRateLimit-Limit": str(shown),
+            "X-FeatureRateLimit-Remaining": str(remaining),
+            "X-FeatureRateLimit-Reset": time.strftime(
+                "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(reset)
+            ),
+        }
+
+    def _admin(self, method: str, parts: list[str], params: JsonDict) -> Response:
+        if parts == ["usage"] and method == "GET":
+            with self._lock:
+                count = len(self._assets)
+            return _json({"plan": "Standin", "resources": count, "derived_resources": 0})
         if parts == ["ping"]:
             return _json({"status": "ok"})
         if parts[0] == "resources" and method == "GET" and len(parts) >= 2:

@@ -180,6 +180,44 @@ def test_missing_model_artifact_and_gcloud_are_reported(tmp_path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_dry_run_deploys_the_queue_worker_with_dead_letters(tmp_path) -> None:
+    done = _deploy(tmp_path, DRY_RUN="1", WEBHOOK_MODE="queue", WORKER_MAX_INSTANCES="50")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    creates = _commands(out, "gcloud pubsub topics create")
+    assert [line.split()[5] for line in creates] == [
+        "autotagger-uploads",
+        "autotagger-uploads-dead-letter",
+    ]
+    (publisher,) = [
+        line
+        for line in _commands(out, "gcloud pubsub topics add-iam-policy-binding")
+        if " autotagger-uploads " in line
+    ]
+    assert "--member=serviceAccount:autotagger-fn@" in publisher
+    assert "--role=roles/pubsub.publisher" in publisher
+    (worker,) = _commands(out, "gcloud functions deploy autotagger-on-message")
+    for flag in (
+        "--entry-point=on_message",
+        "--trigger-topic=autotagger-uploads",
+        "--retry",
+        "--max-instances=50",
+        "--no-allow-unauthenticated",
+        "--cpu=2",
+    ):
+        assert f" {flag}" in worker, flag
+    (update,) = _commands(out, "gcloud pubsub subscriptions update")
+    assert " --dead-letter-topic=autotagger-uploads-dead-letter " in update
+    assert " --max-delivery-attempts=5 " in update
+    for line in _commands(out, "gcloud functions deploy autotagger-on-upload"):
+        assert "|WEBHOOK_MODE=queue" in line
+    inline = _deploy(tmp_path, DRY_RUN="1")
+    assert "WEBHOOK_MODE" not in " ".join(
+        _commands(inline.stdout, "gcloud functions deploy autotagger-on-upload")
+    )
+    assert _deploy(tmp_path, DRY_RUN="1", MAX_DELIVERY_ATTEMPTS="2").returncode != 0
+
+
 def test_deploy_script_is_shellcheck_clean() -> None:
     done = subprocess.run(["shellcheck", str(DEPLOY)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
@@ -261,6 +299,21 @@ if words[:2] == ["functions", "describe"]:
         sys.exit(1)
     print(f"https://{words[2]}-abc123-uc.a.run.app")
     sys.exit(0)
+# Pub/Sub queue (issue 9)
+if head in (("pubsub", "topics", "describe"), ("pubsub", "subscriptions", "describe")):
+    exists(words[1], words[3])
+if head in (("pubsub", "topics", "create"), ("pubsub", "subscriptions", "create")):
+    touch(words[1], words[3])
+if words[:2] == ["pubsub", "topics"] or words[:2] == ["pubsub", "subscriptions"]:
+    sys.exit(0)  # add-iam-policy-binding, update
+if words[:2] == ["functions", "add-invoker-policy-binding"]:
+    sys.exit(0)
+if words[:2] == ["projects", "describe"]:
+    print("123456789")
+    sys.exit(0)
+if head == ("eventarc", "triggers", "describe"):
+    print("projects/demo/subscriptions/eventarc-us-central1-trigger-sub-042")
+    sys.exit(0)
 print(f"fake gcloud: unexpected command {args}", file=sys.stderr)
 sys.exit(3)
 """
@@ -300,6 +353,9 @@ def test_a_second_deployment_creates_nothing_and_keeps_the_secret(tmp_path) -> N
     assert all(SECRET_VALUE not in " ".join(c["args"]) for c in log)  # ... never in argv
     assert SECRET_VALUE not in first.stdout + first.stderr
     assert len(commands(log, "functions", "deploy", "autotagger-on-upload")) == 2
+    assert len(commands(log, "pubsub", "topics", "create")) == 2
+    (update,) = commands(log, "pubsub", "subscriptions", "update")
+    assert update[3] == "eventarc-us-central1-trigger-sub-042"  # the trigger's, looked up
     assert "webhook URL (Cloudinary notification URL): https://autotagger-on-upload-abc123" in (
         first.stdout
     )
@@ -313,6 +369,8 @@ def test_a_second_deployment_creates_nothing_and_keeps_the_secret(tmp_path) -> N
         ("secrets", "create"),
         ("secrets", "versions", "add"),
         ("storage", "buckets", "create"),
+        ("pubsub", "topics", "create"),
+        ("pubsub", "subscriptions", "create"),
     ):
         assert commands(log, *words) == [], words
     assert "index exists" in second.stdout

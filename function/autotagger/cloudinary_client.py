@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -17,7 +18,7 @@ from requests.adapters import HTTPAdapter
 
 from autotagger import logs
 from autotagger.config import CloudinaryAccount, Settings, is_loopback
-from autotagger.errors import ConfigError, ImageError, TransientError
+from autotagger.errors import ConfigError, ImageError, RateLimitExceeded, TransientError
 from autotagger.retry import with_retries
 
 MAX_REDIRECTS = 3
@@ -215,3 +216,66 @@ def list_images(
         cursor = page.get("next_cursor")
         if not cursor:
             return
+
+
+@dataclass(frozen=True)
+class ResourcePage:
+    """One page of the Admin API's resource list, with the account's hourly budget after it
+    (`X-FeatureRateLimit-Limit`, `-Remaining`, `-Reset`; None when not sent)."""
+
+    resources: list[dict[str, Any]]
+    next_cursor: str | None
+    rate_limit: int | None = None
+    rate_remaining: int | None = None
+    rate_reset_at: str | None = None
+
+
+def _budget(response: Any) -> dict[str, Any]:
+    reset = getattr(response, "rate_limit_reset_at", None)
+    return {
+        "rate_limit": getattr(response, "rate_limit_allowed", None),
+        "rate_remaining": getattr(response, "rate_limit_remaining", None),
+        "rate_reset_at": time.strftime("%Y-%m-%d %H:%M UTC", reset) if reset else None,
+    }
+
+
+def list_page(
+    prefix: str | None, cursor: str | None, page_size: int = 500, resource_type: str = "image"
+) -> ResourcePage:
+    """One Admin API page of assets (delivery type `upload`). An exhausted hourly budget (the
+    SDK's RateLimited) raises RateLimitExceeded at once: retrying within the hour cannot help."""
+    options: dict[str, Any] = {
+        "type": "upload",
+        "resource_type": resource_type,
+        "max_results": page_size,
+        "timeout": API_TIMEOUT_S,
+    }
+    if prefix:
+        options["prefix"] = prefix
+    if cursor:
+        options["next_cursor"] = cursor
+
+    def call() -> Any:
+        try:
+            return cloudinary.api.resources(**options)
+        except cloudinary.exceptions.RateLimited as exc:
+            raise RateLimitExceeded(f"Admin API rate limit reached: {exc}") from exc
+
+    response = with_retries("list resources", call, _is_transient_api_error)
+    return ResourcePage(
+        resources=list(response.get("resources") or []),
+        next_cursor=response.get("next_cursor") or None,
+        **_budget(response),
+    )
+
+
+def total_assets() -> int | None:
+    """The account's asset count from the Admin API's usage report (all resource types: an upper
+    bound for images); None when unavailable. Costs one Admin API request."""
+    try:
+        usage = _api("usage", cloudinary.api.usage)
+    except Exception as exc:  # only a progress estimate
+        logs.warning("usage report unavailable", error=str(exc)[:200])
+        return None
+    count = usage.get("resources")
+    return count if isinstance(count, int) else None

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from autotagger.errors import ConfigError
@@ -22,6 +23,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _PRESET_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
+# Pub/Sub's resource-name rule: a letter, then 2-254 of letters, digits and -_.~+%.
+_TOPIC_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+WEBHOOK_MODES = ("inline", "queue")
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class Settings:
     # OpenVINO engine (issue 14): which engine serves fp32, and OpenVINO's performance hint.
     model_engine: str = "auto"
     model_openvino_hint: str = "latency"
+    # Pub/Sub queue (issue 9): the webhook publishes, `on_message` classifies.
+    webhook_mode: str = "inline"
+    pubsub_topic: str = "autotagger-uploads"
+    pubsub_emulator_host: str | None = None
+    pubsub_publish_timeout_s: float = 10.0
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -348,6 +357,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # OpenVINO engine (issue 14)
         model_engine=_model_engine(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
         model_openvino_hint=_choice(env, "MODEL_OPENVINO_HINT", ("latency", "throughput")),
+        **_queue_settings(env),
     )
 
 
@@ -435,3 +445,25 @@ def _model_engine(env: Mapping[str, str], weights: str) -> str:
             "(infra/build_model.py writes one)"
         )
     return engine
+
+
+# -- Pub/Sub queue (issue 9) ----------------------------------------------------------------
+
+
+def _queue_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Pub/Sub queue (issue 9): WEBHOOK_MODE, PUBSUB_TOPIC, PUBSUB_EMULATOR_HOST, timeout."""
+    topic = env.get("PUBSUB_TOPIC", "").strip() or "autotagger-uploads"
+    if not _TOPIC_RE.match(topic) or topic.lower().startswith("goog"):
+        raise ConfigError(
+            "PUBSUB_TOPIC must be a topic id (a letter, then 2-254 letters, digits or -_.~+%, "
+            f"not starting with goog), got {topic!r}"
+        )
+    emulator = env.get("PUBSUB_EMULATOR_HOST", "").strip() or None
+    if emulator and not _HOST_RE.match(emulator):
+        raise ConfigError(f"PUBSUB_EMULATOR_HOST must be host:port, got {emulator!r}")
+    return {
+        "webhook_mode": _choice(env, "WEBHOOK_MODE", WEBHOOK_MODES),
+        "pubsub_topic": topic,
+        "pubsub_emulator_host": emulator,
+        "pubsub_publish_timeout_s": _float(env, "PUBSUB_PUBLISH_TIMEOUT_S", 10.0, 0.5, 120.0),
+    }

@@ -94,3 +94,18 @@ class ImageError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+# -- Pub/Sub queue (issue 9) ----------------------------------------------------------------------
+
+
+class MalformedMessage(BadRequest):
+    """A Pub/Sub message that can never be processed: logged with its messageId and acknowledged."""
+
+
+class PublishError(UpstreamError):
+    """Pub/Sub did not accept a message within the bounded retries: 503, the sender retries."""
+
+
+class RateLimitExceeded(UpstreamError):
+    """Cloudinary's Admin API hourly budget is used up (420/429): stop, resume after the reset."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,7 @@ def handle(
     settings: Settings,
     account: CloudinaryAccount,
     budget: access.ForwardBudget | None = None,
+    process: Callable[[webhook.Upload, Settings], Any] = pipeline.process_upload,
 ) -> Any:
     """Verify, fetch the trusted resource, then classify it exactly like a webhook delivery.
 
@@ -152,4 +154,4 @@ def handle(
     if forward.asset_id is not None and forward.asset_id != upload.asset_id:
         raise BadRequest("asset_id does not match the signed asset")
     logs.info("forwarded upload verified", asset_id=upload.asset_id, public_id=upload.public_id)
-    return pipeline.process_upload(upload, settings)
+    return process(upload, settings)

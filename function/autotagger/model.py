@@ -235,10 +235,19 @@ def _warm_up(classifier: Classifier) -> Classifier:
     return classifier
 
 
+def artifact_name(manifest: dict[str, Any]) -> str:
+    """The served name of an artifact: the manifest's `name`, plus `@` and the first 12 hex
+    digits of the weights file's sha256 when the manifest records it (so a retrained or
+    re-quantized model is a different model); older artifacts keep their plain name."""
+    name = str(manifest["name"])
+    digest = manifest.get("sha256")
+    return f"{name}@{digest[:12]}" if isinstance(digest, str) and len(digest) >= 12 else name
+
+
 def _load_artifact(path: Path, precision: str, engine: str, openvino_hint: str) -> Classifier:
     manifest = json.loads((path / MANIFEST).read_text())
     fmt = manifest.get("format")
-    name = str(manifest["name"])
+    name = artifact_name(manifest)
     if fmt == "tflite":
         return engines.load_litert(name, path=path / manifest["path"])
     if fmt != "saved_model":

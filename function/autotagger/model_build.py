@@ -178,7 +178,8 @@ def convert_int8(weights: str) -> tuple[bytes, str]:
         return bytes(converter.convert()), name
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as data:
         for chunk in iter(lambda: data.read(1 << 20), b""):
@@ -204,6 +205,6 @@ def export_openvino(keras_model: Any, artifact: Path) -> dict[str, Any]:
         "bin": f"{OPENVINO_DIR}/model.bin",
         "precision": "fp32",
         "bytes": binary.stat().st_size,
-        "sha256": _sha256(binary),
+        "sha256": sha256_file(binary),
         "openvino": ov.get_version(),
     }

@@ -93,18 +93,22 @@ def _classify(
     }
 
 
-def process_upload(upload: Upload, settings: Settings) -> dict[str, Any]:
+def process_upload(
+    upload: Upload, settings: Settings, *, reclassify: bool = False
+) -> dict[str, Any]:
     """Classify one image or video upload exactly once; return the public record (plus
-    `duplicate`)."""
+    `duplicate`). `reclassify`: a `done` document made by another model than the configured one
+    is redone."""
     upload = video.complete(upload)
     if (reason := video.ignore_reason(upload)) is not None:
         logs.info("upload ignored", asset_id=upload.asset_id, reason=reason)
         return {"status": "ignored", "reason": reason}
     timings = Timings()
+    current_model = model.for_settings(settings, timings).name if reclassify else None
     fetch: Any = video.fetch_frames if video.is_video(upload) else _fetch
     fetched = _prefetch.submit(fetch, upload, settings, timings)  # used only if claimed
     with timings.stage("claim"):
-        claim = store.claim(settings, upload)
+        claim = store.claim(settings, upload, model=current_model)
     if claim.state == "duplicate":
         logs.info("duplicate delivery: already classified", asset_id=upload.asset_id)
         return {**to_public(claim.existing or {}), "duplicate": True}

@@ -144,14 +144,19 @@ def _claim_document(upload: Upload, claim_id: str, ttl_s: int, at: dt.datetime) 
     }
 
 
-def _decide(current: dict[str, Any], upload: Upload, at: dt.datetime) -> Claim | None:
-    """What an existing document means for this delivery; None = we may take it over."""
+def _decide(
+    current: dict[str, Any], upload: Upload, at: dt.datetime, model: str | None = None
+) -> Claim | None:
+    """What an existing document means for this delivery; None = we may take it over.
+
+    `model` (re-classification): a `done` document made by another model is taken over."""
     version = int(current.get("version") or 0)
     if version > upload.version:
         return Claim("superseded", existing=current)
     if version == upload.version:
         status = current.get("status")
-        if status in FINAL_STATUSES:
+        stale_model = model is not None and status == "done" and current.get("model") != model
+        if status in FINAL_STATUSES and not stale_model:
             return Claim("duplicate", existing=current)
         expires = (current.get("claim") or {}).get("expires_at")
         if status == "processing" and isinstance(expires, dt.datetime) and expires > at:
@@ -159,8 +164,9 @@ def _decide(current: dict[str, Any], upload: Upload, at: dt.datetime) -> Claim |
     return None
 
 
-def claim(settings: Settings, upload: Upload) -> Claim:
-    """Claim (asset_id, version) for classification; see `Claim` for the outcomes."""
+def claim(settings: Settings, upload: Upload, model: str | None = None) -> Claim:
+    """Claim (asset_id, version) for classification; see `Claim` for the outcomes. With `model`
+    (re-classification), a final document made by a different model is claimed again."""
     claim_id = uuid.uuid4().hex
     at = now()
     document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
@@ -181,7 +187,7 @@ def claim(settings: Settings, upload: Upload) -> Claim:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
         current = snapshot.to_dict() if snapshot.exists else None
         if current is not None:
-            decided = _decide(current, upload, at)
+            decided = _decide(current, upload, at, model)
             if decided is not None:
                 return decided
         document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
@@ -284,3 +290,18 @@ def query(
         return [doc.to_dict() for doc in ordered.stream(**NO_RETRY)]
 
     return _call(settings, "query", run)
+
+
+def get_many(settings: Settings, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The documents of `asset_ids` that exist, in one batched read (`get_all`), by asset_id."""
+    if not asset_ids:
+        return {}
+    unique = list(dict.fromkeys(asset_ids))
+
+    def read(db: firestore.Client) -> dict[str, dict[str, Any]]:
+        refs = [collection(settings, db).document(asset_id) for asset_id in unique]
+        snapshots = db.get_all(refs, **NO_RETRY)
+        return {s.id: s.to_dict() or {} for s in snapshots if s.exists}
+
+    result: dict[str, dict[str, Any]] = _call(settings, "batched read", read)
+    return result

@@ -242,6 +242,7 @@
     idle: "Ready",
     uploading: "Uploading",
     classifying: "Classifying",
+    queued: "Queued",
     done: "Done",
     failed: "Failed",
     "not-image": "Not an image",
@@ -263,6 +264,15 @@
     el.meta.replaceChildren();
     el.meta.hidden = true;
     el.actions.hidden = true;
+  }
+
+  // WEBHOOK_MODE=queue: on_upload answered 202 "queued"; the worker stores the result later.
+  function showQueued() {
+    if (el.current.dataset.state !== "classifying") return;
+    el.current.dataset.state = "queued";
+    el.status.textContent = STATES.queued;
+    el.detail.textContent = "Waiting in the queue; the result appears here once it is ready.";
+    el.detail.hidden = false;
   }
 
   function showImage(url, alt) {
@@ -608,6 +618,7 @@
       if (forward && isFinal(forward.record) && forward.record.asset_id === assetId) {
         return { record: forward.record };
       }
+      if (forward && forward.record && forward.record.status === "queued") showQueued();
       try {
         const record = await fetchRecord(assetId);
         failures = 0;

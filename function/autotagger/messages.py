@@ -1,0 +1,121 @@
+"""Pub/Sub messages: one asset per message (build, parse, validate). No I/O here.
+
+`data` is compact JSON describing the asset (the fields of `webhook.Upload`, plus `duration` for
+videos when known); attributes `asset_id`, `version` and `origin` (`webhook` | `backfill` |
+`reclassify`) let subscribers filter and logs correlate without decoding `data`. Parsing accepts
+any `resource_type` (the pipeline decides what it classifies) and ignores unknown fields, so
+newer publishers stay readable by older workers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from autotagger.errors import BadRequest, MalformedMessage
+from autotagger.webhook import Upload, upload_from_resource
+
+ORIGINS = ("webhook", "backfill", "reclassify")
+MAX_DATA_BYTES = 64 * 1024  # one asset's description is well under 2 KB
+
+
+@dataclass(frozen=True)
+class AssetMessage:
+    """One queued asset: what to classify, why (`origin`), and the video's `duration` if known."""
+
+    upload: Upload
+    origin: str
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message as delivered: its id (for logs) and the parsed content."""
+
+    message_id: str
+    message: AssetMessage
+
+
+def build(message: AssetMessage) -> tuple[bytes, dict[str, str]]:
+    """(data, attributes) to publish for `message`."""
+    if message.origin not in ORIGINS:
+        raise ValueError(f"origin must be one of {', '.join(ORIGINS)}, got {message.origin!r}")
+    payload: dict[str, Any] = {k: v for k, v in asdict(message.upload).items() if v is not None}
+    if message.duration is not None:
+        payload["duration"] = message.duration
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    attributes = {
+        "asset_id": message.upload.asset_id,
+        "version": str(message.upload.version),
+        "origin": message.origin,
+    }
+    return data, attributes
+
+
+def _duration(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedMessage("field 'duration' must be a number of seconds")
+    duration = float(value)
+    if not math.isfinite(duration) or duration < 0:
+        raise MalformedMessage("field 'duration' must be a finite, non-negative number")
+    return duration
+
+
+def parse(data: bytes, attributes: Mapping[str, str]) -> AssetMessage:
+    """Validate one message; raise MalformedMessage (it can never succeed) when it is wrong."""
+    if len(data) > MAX_DATA_BYTES:
+        raise MalformedMessage(f"data is {len(data)} bytes, over {MAX_DATA_BYTES}")
+    try:
+        payload = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessage(f"data is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise MalformedMessage("data must be a JSON object")
+    try:
+        upload = upload_from_resource(payload)
+    except BadRequest as exc:
+        raise MalformedMessage(exc.message.replace("notification field", "field")) from None
+    origin = attributes.get("origin")
+    if origin not in ORIGINS:
+        raise MalformedMessage(f"attribute 'origin' must be one of {', '.join(ORIGINS)}")
+    if attributes.get("asset_id") != upload.asset_id:
+        raise MalformedMessage("attribute 'asset_id' does not match the data")
+    if attributes.get("version") != str(upload.version):
+        raise MalformedMessage("attribute 'version' does not match the data")
+    return AssetMessage(upload=upload, origin=origin, duration=_duration(payload.get("duration")))
+
+
+def from_cloud_event(data: Any) -> Received:
+    """Parse the `data` of a `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent
+    (`{"message": {"data": base64, "attributes": {...}, "messageId": ...}, "subscription": ...}`);
+    raise MalformedMessage naming what is wrong."""
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, dict):
+        raise MalformedMessage("event data has no Pub/Sub 'message'")
+    message_id = str(message.get("messageId") or message.get("message_id") or "")
+    raw = message.get("data")
+    if not isinstance(raw, str):
+        raise MalformedMessage("message has no base64 'data'")
+    try:
+        decoded = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedMessage("message 'data' is not base64") from None
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise MalformedMessage("message 'attributes' must map names to strings")
+    return Received(message_id=message_id, message=parse(decoded, attributes))
+
+
+def message_id_of(data: Any) -> str:
+    """The messageId of a delivery, best effort (for logging a malformed one)."""
+    message = data.get("message") if isinstance(data, dict) else None
+    if isinstance(message, dict):
+        return str(message.get("messageId") or message.get("message_id") or "")
+    return ""
