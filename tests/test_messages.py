@@ -58,13 +58,18 @@ def test_build_then_parse_round_trips() -> None:
     assert parsed == messages.AssetMessage(upload, "backfill")
 
 
-def test_video_messages_are_accepted_with_their_duration() -> None:
-    upload = upload_from_resource(asset(resource_type="video", format="mp4", width=None))
-    data, attributes = messages.build(messages.AssetMessage(upload, "webhook", duration=12.5))
+def test_video_messages_carry_duration_and_is_audio() -> None:
+    video = asset(resource_type="video", format="mp4", width=None, duration=12.5)
+    upload = upload_from_resource(video)
+    data, attributes = messages.build(messages.AssetMessage(upload, "webhook"))
     assert json.loads(data)["duration"] == 12.5
+    assert "is_audio" not in json.loads(data)
     parsed = messages.parse(data, attributes)
     assert parsed.upload.resource_type == "video"
-    assert parsed.duration == 12.5
+    assert parsed.upload.duration == 12.5
+    audio = upload_from_resource({**video, "is_audio": True})
+    data, attributes = messages.build(messages.AssetMessage(audio, "backfill"))
+    assert messages.parse(data, attributes).upload.is_audio is True
 
 
 def test_unknown_fields_are_ignored() -> None:

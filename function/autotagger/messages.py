@@ -1,7 +1,7 @@
 """Pub/Sub messages: one asset per message (build, parse, validate). No I/O here.
 
-`data` is compact JSON describing the asset (the fields of `webhook.Upload`, plus `duration` for
-videos when known); attributes `asset_id`, `version` and `origin` (`webhook` | `backfill` |
+`data` is compact JSON describing the asset (the fields of `webhook.Upload`: for videos also
+`duration` when known and `is_audio`); attributes `asset_id`, `version` and `origin` (`webhook` | `backfill` |
 `reclassify`) let subscribers filter and logs correlate without decoding `data`. Parsing accepts
 any `resource_type` (the pipeline decides what it classifies) and ignores unknown fields, so
 newer publishers stay readable by older workers.
@@ -26,11 +26,10 @@ MAX_DATA_BYTES = 64 * 1024  # one asset's description is well under 2 KB
 
 @dataclass(frozen=True)
 class AssetMessage:
-    """One queued asset: what to classify, why (`origin`), and the video's `duration` if known."""
+    """One queued asset: what to classify (a video's `duration` is in `upload`) and why."""
 
     upload: Upload
     origin: str
-    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,10 @@ def build(message: AssetMessage) -> tuple[bytes, dict[str, str]]:
     """(data, attributes) to publish for `message`."""
     if message.origin not in ORIGINS:
         raise ValueError(f"origin must be one of {', '.join(ORIGINS)}, got {message.origin!r}")
-    payload: dict[str, Any] = {k: v for k, v in asdict(message.upload).items() if v is not None}
-    if message.duration is not None:
-        payload["duration"] = message.duration
+    fields = asdict(message.upload)
+    if not fields.get("is_audio"):
+        del fields["is_audio"]  # said only of audio files
+    payload: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     attributes = {
         "asset_id": message.upload.asset_id,
@@ -57,15 +57,15 @@ def build(message: AssetMessage) -> tuple[bytes, dict[str, str]]:
     return data, attributes
 
 
-def _duration(value: Any) -> float | None:
+def _check_duration(value: Any) -> None:
+    """A notification's odd `duration` is dropped (then read from the Admin API); a message is
+    ours, so an odd one means a broken publisher."""
     if value is None:
-        return None
+        return
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise MalformedMessage("field 'duration' must be a number of seconds")
-    duration = float(value)
-    if not math.isfinite(duration) or duration < 0:
+    if not math.isfinite(value) or value < 0:
         raise MalformedMessage("field 'duration' must be a finite, non-negative number")
-    return duration
 
 
 def parse(data: bytes, attributes: Mapping[str, str]) -> AssetMessage:
@@ -89,7 +89,8 @@ def parse(data: bytes, attributes: Mapping[str, str]) -> AssetMessage:
         raise MalformedMessage("attribute 'asset_id' does not match the data")
     if attributes.get("version") != str(upload.version):
         raise MalformedMessage("attribute 'version' does not match the data")
-    return AssetMessage(upload=upload, origin=origin, duration=_duration(payload.get("duration")))
+    _check_duration(payload.get("duration"))
+    return AssetMessage(upload=upload, origin=origin)
 
 
 def from_cloud_event(data: Any) -> Received:
