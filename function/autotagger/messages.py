@@ -1,10 +1,10 @@
 """Pub/Sub messages: one asset per message (build, parse, validate). No I/O here.
 
 `data` is compact JSON describing the asset (the fields of `webhook.Upload`: for videos also
-`duration` when known and `is_audio`); attributes `asset_id`, `version` and `origin`
-(`webhook` | `backfill` | `reclassify`) let subscribers filter and logs correlate without decoding `data`. Parsing accepts
-any `resource_type` (the pipeline decides what it classifies) and ignores unknown fields, so
-newer publishers stay readable by older workers.
+`duration` when known and `is_audio`); attributes `asset_id`, `version` and `origin` (`webhook` |
+`backfill` | `reclassify`) let subscribers filter and logs correlate without decoding `data`.
+Parsing accepts any `resource_type` (the pipeline decides what it classifies) and ignores unknown
+fields, so newer publishers stay readable by older workers.
 """
 
 from __future__ import annotations
