@@ -40,6 +40,8 @@ PASS_THROUGH = {
     "MAX_IMAGE_PIXELS": "50000000",
     "DOWNLOAD_TIMEOUT_S": "15",
     "CLAIM_TTL_S": "300",
+    "VIDEO_FRAMES": "4",
+    "MAX_VIDEO_SECONDS": "600",
 }
 # Dry-run configurations (each on top of _deploy's PROJECT, BUCKET, MODEL_DIR, CLOUDINARY_URL).
 # Together: every variable of `deploy.sh --help` set to a non-default value somewhere, and both
@@ -66,6 +68,28 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "LOG_LEVEL": "DEBUG",
         "PYTHON": sys.executable,
         **PASS_THROUGH,
+        # access control: private (the default) with every upload pin set
+        "TOKEN_SECRET_NAME": "tagger-token",
+        "UPLOAD_MODE": "signed",
+        "UPLOAD_FOLDER": "team/photos",
+        "UPLOAD_ALLOWED_FORMATS": "jpg,png,mp4",
+        "UPLOAD_MAX_BYTES": "10000000",
+        "FORWARD_BUDGET_PER_MIN": "20",
+        # the Pub/Sub queue
+        "WEBHOOK_MODE": "queue",
+        "PUBSUB_TOPIC": "tagger-uploads",
+        "ON_MESSAGE_NAME": "tagger-worker",
+        "WORKER_MAX_INSTANCES": "50",
+        "MAX_DELIVERY_ATTEMPTS": "10",
+        # int8 lets on_upload ship without tensorflow-cpu
+        "WITHOUT_TENSORFLOW": "1",
+        "ON_UPLOAD_MEMORY": "3Gi",
+    },
+    "public results, OpenVINO engine, model given": {
+        "RESULTS_ACCESS": "public",
+        "MODEL_ENGINE": "openvino",
+        "MODEL_OPENVINO_HINT": "throughput",
+        "MODEL_WEIGHTS": "gs://shared-models/models/vgg16-imagenet",
     },
     "model given, secret kept, project from GOOGLE_CLOUD_PROJECT": {
         "PROJECT": "",
@@ -76,8 +100,9 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
     },
 }
 # Named in --help but not deploy settings of their own: the dry-run switch, MODEL_DIR (_deploy
-# always sets it, to a fresh artifact directory) and THREADS (the function's, from CONCURRENCY).
-NOT_SETTINGS = {"DRY_RUN", "MODEL_DIR", "THREADS"}
+# always sets it, to a fresh artifact directory), THREADS (the function's, from CONCURRENCY) and
+# README (where the help points to).
+NOT_SETTINGS = {"DRY_RUN", "MODEL_DIR", "THREADS", "README"}
 
 
 def _config_dir(tmp_path: Path, project: str | None = None) -> Path:
