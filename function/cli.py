@@ -31,7 +31,7 @@ from typing import Any, NoReturn, TextIO
 import requests
 from tqdm import tqdm
 
-from autotagger import cloudinary_client, config, imaging, model, pipeline, store, webhook
+from autotagger import cloudinary_client, config, imaging, model, pipeline, store, tagging, webhook
 from autotagger.config import Settings
 from autotagger.errors import (
     AutotaggerError,
@@ -193,7 +193,7 @@ def cmd_classify(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
                     {"label": p.label, "wnid": p.wnid, "score": round(p.score, 6)}
                     for p in predictions
                 ],
-                tags=pipeline.choose_tags(predictions, settings.tag_threshold, settings.tag_prefix),
+                tags=tagging.choose_tags(predictions, settings.tag_threshold, settings.tag_prefix),
             )
     for item in items:
         if "error" in item:

@@ -91,8 +91,8 @@ ATTRS = {"asset_id": asset()["asset_id"], "version": str(asset()["version"]), "o
 @pytest.mark.parametrize(
     ("data", "attributes", "expected"),
     [
-        (b"not json", ATTRS, "not JSON"),
-        (b"\xff\xfe", ATTRS, "not JSON"),
+        (b"not json", ATTRS, "data is not valid JSON"),
+        (b"\xff\xfe", ATTRS, "data is not valid JSON"),
         (b"[1, 2]", ATTRS, "JSON object"),
         (encoded(asset_id=None), ATTRS, "'asset_id'"),
         (encoded(asset_id="../x"), ATTRS, "'asset_id'"),

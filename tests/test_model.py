@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from autotagger import model
-from autotagger.pipeline import choose_tags
+from autotagger.tagging import choose_tags
 
 
 def test_concurrent_first_calls_load_once(monkeypatch: pytest.MonkeyPatch) -> None:

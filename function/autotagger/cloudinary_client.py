@@ -199,21 +199,12 @@ def list_images(
     prefix: str | None = None, page_size: int = 500, resource_type: str = "image"
 ) -> Iterator[dict[str, Any]]:
     """Every image (or video) of delivery type `upload` (under `prefix`), through the Admin
-    API's pages."""
+    API's pages (`list_page`)."""
     cursor: str | None = None
     while True:
-        options: dict[str, Any] = {
-            "type": "upload",
-            "resource_type": resource_type,
-            "max_results": page_size,
-        }
-        if prefix:
-            options["prefix"] = prefix
-        if cursor:
-            options["next_cursor"] = cursor
-        page = _api("list resources", cloudinary.api.resources, **options)
-        yield from page.get("resources") or []
-        cursor = page.get("next_cursor")
+        page = list_page(prefix, cursor, page_size, resource_type)
+        yield from page.resources
+        cursor = page.next_cursor
         if not cursor:
             return
 

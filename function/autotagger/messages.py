@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autotagger.errors import BadRequest, MalformedMessage
-from autotagger.webhook import Upload, upload_from_resource
+from autotagger.webhook import Upload, parse_json, upload_from_resource
 
 ORIGINS = ("webhook", "backfill", "reclassify")
 MAX_DATA_BYTES = 64 * 1024  # one asset's description is well under 2 KB
@@ -73,11 +73,9 @@ def parse(data: bytes, attributes: Mapping[str, str]) -> AssetMessage:
     if len(data) > MAX_DATA_BYTES:
         raise MalformedMessage(f"data is {len(data)} bytes, over {MAX_DATA_BYTES}")
     try:
-        payload = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedMessage(f"data is not JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise MalformedMessage("data must be a JSON object")
+        payload = parse_json(data)
+    except BadRequest as exc:
+        raise MalformedMessage(exc.message.replace("body", "data")) from None
     try:
         upload = upload_from_resource(payload)
     except BadRequest as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model, store, video
+from autotagger import cloudinary_client, imaging, logs, model, store, tagging, video
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
@@ -43,12 +43,6 @@ PUBLIC_FIELDS = (
 # Download + decode run here while the request thread makes the claim (both mostly wait on the
 # network): the claim's round trip is off the critical path. Sized for gunicorn's threads.
 _prefetch = ThreadPoolExecutor(max_workers=32, thread_name_prefix="prefetch")
-
-
-def choose_tags(predictions: list[model.Prediction], threshold: float, prefix: str) -> list[str]:
-    """Tags for every top-k label scoring at least `threshold`; the top-1 label always."""
-    chosen = [p for i, p in enumerate(predictions) if i == 0 or p.score >= threshold]
-    return [prefix + p.label for p in chosen]
 
 
 def to_public(record: dict[str, Any]) -> dict[str, Any]:
@@ -82,15 +76,7 @@ def _classify(
     with timings.stage("predict"):
         probabilities = classifier.predict(batch)[0]
     predictions = model.top_k(probabilities, settings.top_k)
-    return {
-        "label": predictions[0].label,
-        "score": round(predictions[0].score, 6),
-        "predictions": [
-            {"label": p.label, "wnid": p.wnid, "score": round(p.score, 6)} for p in predictions
-        ],
-        "tags": choose_tags(predictions, settings.tag_threshold, settings.tag_prefix),
-        "model": classifier.name,
-    }
+    return tagging.result(predictions, settings, classifier.name)
 
 
 def process_upload(

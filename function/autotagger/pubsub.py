@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from google.api_core import exceptions as google_exceptions
 from google.api_core import retry as api_retry
 from google.cloud.pubsub_v1 import PublisherClient
 from google.cloud.pubsub_v1.types import BatchSettings
@@ -19,16 +18,10 @@ from google.cloud.pubsub_v1.types import BatchSettings
 from autotagger import messages
 from autotagger.config import Settings
 from autotagger.errors import ConfigError, PublishError
+from autotagger.retry import GOOGLE_TRANSIENT
 
 EMULATOR_PROJECT = "demo-autotagger"
-_TRANSIENT = (
-    google_exceptions.ServiceUnavailable,
-    google_exceptions.DeadlineExceeded,
-    google_exceptions.InternalServerError,
-    google_exceptions.Aborted,
-    google_exceptions.ResourceExhausted,
-    google_exceptions.Unknown,
-)
+_TRANSIENT = GOOGLE_TRANSIENT
 _clients: dict[str | None, PublisherClient] = {}
 _lock = threading.Lock()
 

@@ -6,11 +6,22 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import tenacity
+from google.api_core import exceptions as google_exceptions
 
 from autotagger import logs
 from autotagger.errors import TransientError, UpstreamError
 
 T = TypeVar("T")
+# Google API errors worth another try (Firestore, Pub/Sub): the service is briefly unavailable,
+# overloaded, or the call timed out.
+GOOGLE_TRANSIENT: tuple[type[Exception], ...] = (
+    google_exceptions.ServiceUnavailable,
+    google_exceptions.DeadlineExceeded,
+    google_exceptions.InternalServerError,
+    google_exceptions.Aborted,
+    google_exceptions.ResourceExhausted,
+    google_exceptions.Unknown,
+)
 
 
 def with_retries(

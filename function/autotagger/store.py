@@ -23,7 +23,7 @@ from google.cloud import firestore
 
 from autotagger import logs
 from autotagger.config import Settings
-from autotagger.retry import with_retries
+from autotagger.retry import GOOGLE_TRANSIENT, with_retries
 from autotagger.webhook import Upload
 
 CALL_TIMEOUT_S = 10.0
@@ -32,12 +32,7 @@ CALL_TIMEOUT_S = 10.0
 NO_RETRY: dict[str, Any] = {"retry": None, "timeout": CALL_TIMEOUT_S}
 FINAL_STATUSES = ("done", "failed")
 _TRANSIENT = (
-    google_exceptions.ServiceUnavailable,
-    google_exceptions.DeadlineExceeded,
-    google_exceptions.InternalServerError,
-    google_exceptions.Aborted,
-    google_exceptions.ResourceExhausted,
-    google_exceptions.Unknown,
+    *GOOGLE_TRANSIENT,
     google_exceptions.RetryError,
     google_exceptions.Cancelled,  # our own close of a failed channel (`_forget`)
 )

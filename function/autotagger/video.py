@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model
+from autotagger import cloudinary_client, imaging, logs, model, tagging
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, UpstreamError
 from autotagger.logs import Timings
@@ -151,8 +151,6 @@ def _usable(frames: list[Frame]) -> list[Frame]:
 def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]]) -> dict[str, Any]:
     """The video's result: one forward over its frames, predictions = top-k of the mean of
     the frames' probabilities, plus `frames` (offset, top-1 label and score, or the error)."""
-    from autotagger.pipeline import choose_tags  # pipeline dispatches here: import at call time
-
     frames = fetched.result()
     usable = _usable(frames)
     batch = imaging.preprocess(np.stack([f.pixels for f in usable if f.pixels is not None]))
@@ -170,13 +168,4 @@ def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]])
         described.append(
             {"offset": frame.offset, "label": best.label, "score": round(best.score, 6)}
         )
-    return {
-        "label": predictions[0].label,
-        "score": round(predictions[0].score, 6),
-        "predictions": [
-            {"label": p.label, "wnid": p.wnid, "score": round(p.score, 6)} for p in predictions
-        ],
-        "tags": choose_tags(predictions, settings.tag_threshold, settings.tag_prefix),
-        "model": classifier.name,
-        "frames": described,
-    }
+    return {**tagging.result(predictions, settings, classifier.name), "frames": described}
