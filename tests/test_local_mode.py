@@ -69,7 +69,7 @@ def test_local_mode_page_posts_to_the_local_upload_api(
     env = {"LOCAL_CLOUDINARY": "1", "CLOUDINARY_UPLOAD_PRESET": "autotagger_local"}
     response = make_client("results", **env).get("/")
     config = _config(response.get_data(as_text=True))
-    assert config["localUploadUrl"] == f"{standin.url}/v1_1/{standin.cloud_name}/image/upload"
+    assert config["localUploadUrl"] == f"{standin.url}/v1_1/{standin.cloud_name}/auto/upload"
     assert standin.url in _connect_src(response)
     assert standin.api_secret not in response.get_data(as_text=True)
     html = response.get_data(as_text=True)

@@ -23,11 +23,12 @@ MANIFEST = "manifest.json"  # the artifact's manifest (infra/build_model.py)
 
 
 def upload_api_url(settings: Settings) -> str | None:
-    """The local Cloudinary's unsigned image Upload API URL, or None (a real account)."""
+    """The local Cloudinary's unsigned Upload API URL (resource type `auto`: images and videos),
+    or None (a real account)."""
     account = settings.cloudinary
     if not settings.local_cloudinary or account is None or not account.upload_prefix:
         return None
-    return f"{account.upload_prefix}/v1_1/{account.cloud_name}/image/upload"
+    return f"{account.upload_prefix}/v1_1/{account.cloud_name}/auto/upload"
 
 
 def connect_sources(settings: Settings) -> list[str]:

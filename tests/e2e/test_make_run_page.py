@@ -88,7 +88,7 @@ def test_make_run_without_an_account_classifies_a_chosen_photo(
     page.on(
         "request",
         lambda request: (
-            uploads.append(request.url) if request.url.endswith("/image/upload") else None
+            uploads.append(request.url) if request.url.endswith("/auto/upload") else None
         ),
     )
     try:
@@ -123,7 +123,7 @@ def test_make_run_without_an_account_classifies_a_chosen_photo(
         assert record["model"] == "vgg16/random(seed=0)"
         _expect_result_shown(page, record)
         assert uploads == [
-            f"http://127.0.0.1:{newcomer.ports['cloudinary']}/v1_1/local/image/upload"
+            f"http://127.0.0.1:{newcomer.ports['cloudinary']}/v1_1/local/auto/upload"
         ]
 
         # 2. Drag-and-drop onto the page uploads too.
