@@ -104,7 +104,8 @@ def test_old_artifact_without_ir_loads_with_tensorflow(model_dir: Path, tmp_path
     (old / "weights.bin").symlink_to(model_dir / "weights.bin")
     classifier = model.get_model(str(old), engine="auto")
     assert getattr(classifier, "engine", None) == "tensorflow"
-    assert classifier.name == "vgg16/random(seed=0)"
+    assert classifier.name == model.artifact_name(manifest)
+    assert classifier.name.startswith("vgg16/random(seed=0)")
     with pytest.raises(ValueError, match="no OpenVINO IR"):
         model.get_model(str(old), engine="openvino")
 
@@ -154,7 +155,9 @@ def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path, tmp_path: P
     tensorflow = model.get_model(str(model_dir), engine="tensorflow")
     assert getattr(openvino, "engine", None) == "openvino"
     assert getattr(tensorflow, "engine", None) == "tensorflow"
-    assert openvino.name == tensorflow.name == "vgg16/random(seed=0)"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert openvino.name == tensorflow.name == model.artifact_name(manifest)
+    assert manifest["name"] == "vgg16/random(seed=0)"
 
     ours, keras_pixels = [], []
     for i, data in enumerate(_images()):

@@ -349,7 +349,7 @@ def test_backfill_enqueue_resumes_respects_the_budget_then_reclassifies(
     assert _pull_all(audit, subscriber) == []
 
     # A new model (same graph, weights identified by their hash): every asset is re-queued.
-    switched = _hashed_artifact(model_dir, tmp_path / "switched")
+    switched = _relinked_artifact(model_dir, tmp_path / "switched", True)
     monkeypatch.setenv("MODEL_WEIGHTS", str(switched))
     assert cli.main([*common, "--model-changed"]) == 0
     out = capsys.readouterr().out
@@ -400,19 +400,22 @@ def test_backfill_enqueue_limit_keeps_its_place_inside_a_page(
     subscriber.close()
 
 
-def _hashed_artifact(source: Path, target: Path) -> Path:
-    """`source`'s artifact with the sha256 of its weights recorded (as build_model.py now does),
-    by links: the served name becomes `<name>@<12 hex digits>`."""
+def _relinked_artifact(source: Path, target: Path, hashed: bool) -> Path:
+    """`source`'s artifact by links, its manifest with the sha256 of its weights recorded (as
+    build_model.py does: the served name becomes `<name>@<12 hex digits>`) or without it (an
+    older artifact: the plain name)."""
     target.mkdir()
     manifest = json.loads((source / "manifest.json").read_text())
     for entry in source.iterdir():
         if entry.name != "manifest.json":
             (target / entry.name).symlink_to(entry)
-    digest = hashlib.sha256()
-    with (source / "weights.bin").open("rb") as handle:
-        while chunk := handle.read(8 * 2**20):
-            digest.update(chunk)
-    manifest["sha256"] = digest.hexdigest()
+    manifest.pop("sha256", None)
+    if hashed:
+        digest = hashlib.sha256()
+        with (source / "weights.bin").open("rb") as handle:
+            while chunk := handle.read(8 * 2**20):
+                digest.update(chunk)
+        manifest["sha256"] = digest.hexdigest()
     (target / "manifest.json").write_text(json.dumps(manifest))
     return target
 
@@ -455,7 +458,7 @@ def test_reclassify_message_redoes_a_document_of_another_model(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MODEL_WEIGHTS", str(model_dir))
+    monkeypatch.setenv("MODEL_WEIGHTS", str(_relinked_artifact(model_dir, tmp_path / "old", False)))
     resource = standin.add_asset(image_bytes(color=(10, 200, 30)), public_id="q/re")
     first = make_client("on_message")
     assert first.post("/", json=_push_body(resource)).status_code == 200
@@ -465,7 +468,7 @@ def test_reclassify_message_redoes_a_document_of_another_model(
     assert first.post("/", json=_push_body(resource, "reclassify")).status_code == 200
     assert stored()[resource["asset_id"]]["updated_at"] == before["updated_at"]
 
-    switched = _hashed_artifact(model_dir, tmp_path / "switched")
+    switched = _relinked_artifact(model_dir, tmp_path / "switched", True)
     second = make_client("on_message", MODEL_WEIGHTS=str(switched))
     assert second.post("/", json=_push_body(resource, "reclassify")).status_code == 200
     after = stored()[resource["asset_id"]]

@@ -10,6 +10,7 @@ is routed or replaced in the browser: requests leaving 127.0.0.1 are only record
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Route, expect
 
+from autotagger import model
 from tests import make_run
 from tests.e2e.conftest import E2E, _human, picture
 
@@ -59,7 +61,7 @@ def _expect_result_shown(page: Page, record: dict[str, Any]) -> None:
 
 
 def test_make_run_without_an_account_classifies_a_chosen_photo(
-    newcomer: make_run.MakeRun, browser: Browser, tmp_path: Path
+    newcomer: make_run.MakeRun, browser: Browser, tmp_path: Path, model_dir: Path
 ) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     outside: list[str] = []
@@ -120,7 +122,8 @@ def test_make_run_without_an_account_classifies_a_chosen_photo(
         ).json()["results"]
         record = _record(newcomer.results, listed[0]["asset_id"])
         assert record["status"] == "done"
-        assert record["model"] == "vgg16/random(seed=0)"
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+        assert record["model"] == model.artifact_name(manifest)  # the served artifact's name
         _expect_result_shown(page, record)
         assert uploads == [
             f"http://127.0.0.1:{newcomer.ports['cloudinary']}/v1_1/local/auto/upload"
