@@ -149,7 +149,9 @@ def test_serving_int8_never_imports_tensorflow(int8_dir: Path, base_env, standin
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == 200, result
     assert result["record"]["status"] == "done"
-    assert result["record"]["model"] == "vgg16/random(seed=0)/int8"
+    manifest = json.loads((int8_dir / "manifest.json").read_text())
+    assert manifest["name"] == "vgg16/random(seed=0)/int8"
+    assert result["record"]["model"] == model.artifact_name(manifest)
     assert len(result["record"]["predictions"]) == 5
     assert result["heavy"] == []  # neither tensorflow nor keras was imported
 

@@ -270,7 +270,8 @@ def test_serving_openvino_never_imports_tensorflow(model_dir: Path, base_env, st
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == 200, result
     assert result["record"]["status"] == "done"
-    assert result["record"]["model"] == "vgg16/random(seed=0)"  # the engine is not the model
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert result["record"]["model"] == model.artifact_name(manifest)  # not the engine
     assert len(result["record"]["predictions"]) == 5
     assert result["openvino"] is True
     assert result["heavy"] == []  # no tensorflow, keras, LiteRT or build-time code
