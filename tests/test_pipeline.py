@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from autotagger import model
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 
@@ -27,7 +28,7 @@ def _tag_writes(standin: CloudinaryStandin) -> list[dict]:
     return [c for c in standin.calls if c["path"].endswith("/tags")]
 
 
-def test_upload_is_classified_tagged_and_stored(make_client, standin, stored) -> None:
+def test_upload_is_classified_tagged_and_stored(make_client, standin, stored, model_dir) -> None:
     client = make_client("on_upload")
     resource = standin.add_asset(image_bytes((800, 600)), public_id="pets/rex")
     response = _deliver(client, standin, resource)
@@ -40,7 +41,8 @@ def test_upload_is_classified_tagged_and_stored(make_client, standin, stored) ->
     assert scores == sorted(scores, reverse=True)
     assert all(p["wnid"].startswith("n") and p["label"] for p in record["predictions"])
     assert record["label"] == record["predictions"][0]["label"]
-    assert record["model"] == "vgg16/random(seed=0)"
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert record["model"] == model.artifact_name(manifest)  # the served artifact's name
     assert {"download", "decode", "predict", "tags", "total"} <= set(record["timings"])
 
     document = stored()[resource["asset_id"]]

@@ -267,7 +267,7 @@ def test_malformed_message_through_the_emulator_is_logged_and_acknowledged(
         ]
 
     entry = wait_for("the malformed message's log line", logged, 300)[0]
-    assert entry["severity"] == "ERROR" and "not JSON" in entry["error"]
+    assert entry["severity"] == "ERROR" and "not valid JSON" in entry["error"]
     assert spine.documents() == before  # nothing stored
     assert len(logged()) == 1  # acknowledged at once: one delivery, no retry
 
@@ -348,8 +348,10 @@ def test_backfill_enqueue_resumes_respects_the_budget_then_reclassifies(
     assert "200 images listed, 200 already classified, published 0" in capsys.readouterr().out
     assert _pull_all(audit, subscriber) == []
 
-    # A new model (same graph, weights identified by their hash): every asset is re-queued.
-    switched = _relinked_artifact(model_dir, tmp_path / "switched", True)
+    # Another model name (the served artifact's with its weights' hash recorded or dropped, the
+    # opposite of what the documents were made with): every asset is re-queued.
+    hashed = "sha256" in json.loads((model_dir / "manifest.json").read_text())
+    switched = _relinked_artifact(model_dir, tmp_path / "switched", not hashed)
     monkeypatch.setenv("MODEL_WEIGHTS", str(switched))
     assert cli.main([*common, "--model-changed"]) == 0
     out = capsys.readouterr().out
