@@ -16,7 +16,7 @@ from pathlib import Path
 import cli
 import pytest
 
-from autotagger import cloudinary_client, config, pipeline, webhook
+from autotagger import cloudinary_client, config, model, pipeline, webhook
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes
 
@@ -97,8 +97,9 @@ def test_backfill_without_cloudinary_url_exits_2(base_env) -> None:
 
 @pytest.mark.usefixtures("real_model_env")
 def test_classify_table_and_json_match_the_webhook_pipeline(
-    base_env, standin, tmp_path, capsys, monkeypatch
+    base_env, standin, tmp_path, capsys, monkeypatch, model_dir
 ) -> None:
+    served = model.artifact_name(json.loads((model_dir / "manifest.json").read_text()))
     # The webhook path downloads the original here (not a Cloudinary-resized rendition), so both
     # paths decode the very same bytes.
     monkeypatch.setenv("DOWNLOAD_RENDITION", "0")
@@ -108,7 +109,7 @@ def test_classify_table_and_json_match_the_webhook_pipeline(
 
     assert cli.main(["classify", str(photo)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith(f"{photo}  (vgg16/random(seed=0), predict ")
+    assert table[0].startswith(f"{photo}  ({served}, predict ")
     ranks = [line.split()[0] for line in table[2:7]]
     assert ranks == ["1", "2", "3", "4", "5"]
     assert table[7].startswith("  tags: ")
@@ -118,7 +119,7 @@ def test_classify_table_and_json_match_the_webhook_pipeline(
     assert answer["count"] == 1
     item = answer["results"][0]
     assert item["input"] == str(photo)
-    assert item["model"] == "vgg16/random(seed=0)"
+    assert item["model"] == served
     scores = [p["score"] for p in item["predictions"]]
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
     assert item["tags"][0] == item["predictions"][0]["label"]

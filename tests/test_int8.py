@@ -73,7 +73,9 @@ def test_int8_predicts_probabilities_like_fp32(int8_dir: Path, model_dir: Path) 
     batch = _batch()
     int8 = model.get_model(str(int8_dir))  # an int8 artifact is int8 whatever MODEL_PRECISION
     fp32 = model.get_model(str(model_dir))
-    assert int8.name.endswith("/int8")
+    manifest = json.loads((int8_dir / "manifest.json").read_text())
+    assert manifest["name"].endswith("/int8")
+    assert int8.name == model.artifact_name(manifest)
     out8, out32 = int8.predict(batch), fp32.predict(batch)
     assert out8.shape == out32.shape == (4, 1000)
     assert out8.dtype == np.float32
