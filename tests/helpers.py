@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,16 @@ import cloudinary.utils
 from PIL import Image
 
 DATA = Path(__file__).with_name("data")
+ROOT = Path(__file__).resolve().parents[1]
+_FRESH_REQUEST = """
+import json, sys
+sys.path[:0] = [{root!r}, {function!r}]
+import functions_framework
+app = functions_framework.create_app("on_upload", {main!r}).test_client()
+response = app.post("/", data={body!r}.encode(), headers=json.loads({headers!r}))
+print(json.dumps({{"status": response.status_code, "record": response.get_json(),
+                  "modules": sorted(sys.modules)}}))
+"""
 
 
 def image_bytes(
@@ -70,3 +82,29 @@ def notification_from(resource: dict[str, Any], name: str = "upload_notification
     )
     payload = load_payload(name, **{k: resource[k] for k in keys if k in resource})
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def on_upload_in_fresh_process(
+    body: bytes, secret: str, env: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    """One signed `on_upload` request (load, download, predict, tags, store) in a new Python
+    process that imported nothing before it: (its status, record and every module it ended up
+    importing; the process's whole output)."""
+    script = _FRESH_REQUEST.format(
+        root=str(ROOT),
+        function=str(ROOT / "function"),
+        main=str(ROOT / "function" / "main.py"),
+        body=body.decode(),
+        headers=json.dumps(sign_body(body, secret)),
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result, done.stdout + done.stderr

@@ -21,7 +21,7 @@ from autotagger import imaging, model
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
 from infra import local
-from tests.helpers import image_bytes, notification_from, sign_body
+from tests.helpers import image_bytes, notification_from, on_upload_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,51 +111,20 @@ def test_litert_pool_is_safe_under_concurrency(int8_dir: Path) -> None:
         np.testing.assert_array_equal(result, expected)
 
 
-_NO_TENSORFLOW = """
-import json, os, sys
-sys.path[:0] = [{root!r}, {function!r}]
-import functions_framework
-from tests.helpers import notification_from, sign_body
-app = functions_framework.create_app("on_upload", {main!r}).test_client()
-body = {body!r}.encode()
-response = app.post("/", data=body, headers=json.loads({headers!r}))
-record = response.get_json()
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
-print(json.dumps({{"status": response.status_code, "record": record, "heavy": heavy}}))
-"""
-
-
 @pytest.mark.slow
 def test_serving_int8_never_imports_tensorflow(int8_dir: Path, base_env, standin) -> None:
     """A whole on_upload request (load, download, predict, tags, store) in a fresh process."""
     resource = standin.add_asset(image_bytes((1200, 800)), public_id="int8/photo")
-    body = notification_from(resource)
-    script = _NO_TENSORFLOW.format(
-        root=str(ROOT),
-        function=str(ROOT / "function"),
-        main=str(ROOT / "function" / "main.py"),
-        body=body.decode(),
-        headers=json.dumps(sign_body(body, standin.api_secret)),
-    )
     env = {**base_env, "MODEL_WEIGHTS": str(int8_dir), "MODEL_PRECISION": "int8"}
-    env["PATH"] = "/usr/bin:/bin"
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result, _ = on_upload_in_fresh_process(notification_from(resource), standin.api_secret, env)
     assert result["status"] == 200, result
     assert result["record"]["status"] == "done"
     manifest = json.loads((int8_dir / "manifest.json").read_text())
     assert manifest["name"] == "vgg16/random(seed=0)/int8"
     assert result["record"]["model"] == model.artifact_name(manifest)
     assert len(result["record"]["predictions"]) == 5
-    assert result["heavy"] == []  # neither tensorflow nor keras was imported
+    heavy = [m for m in result["modules"] if m.split(".")[0] in ("tensorflow", "keras", "tf_keras")]
+    assert heavy == []  # neither tensorflow nor keras was imported
 
 
 @pytest.mark.slow

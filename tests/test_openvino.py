@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from PIL import Image, ImageDraw
 from autotagger import imaging, model
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
-from tests.helpers import image_bytes, notification_from, sign_body
+from tests.helpers import image_bytes, notification_from, on_upload_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,62 +223,31 @@ def test_openvino_is_safe_under_concurrency(model_dir: Path, hint: str) -> None:
 
 # -- serving without TensorFlow -------------------------------------------------------------------
 
-_REQUEST = """
-import json, os, sys
-sys.path[:0] = [{root!r}, {function!r}]
-import functions_framework
-from tests.helpers import notification_from, sign_body
-app = functions_framework.create_app("on_upload", {main!r}).test_client()
-body = {body!r}.encode()
-response = app.post("/", data=body, headers=json.loads({headers!r}))
-record = response.get_json()
-heavy = sorted(
-    m for m in sys.modules
-    if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "ai_edge_litert")
-    or m == "autotagger.model_build"
-)
-print(json.dumps({{"status": response.status_code, "record": record, "heavy": heavy,
-                  "openvino": "openvino" in sys.modules}}))
-"""
-
 
 @pytest.mark.slow
 def test_serving_openvino_never_imports_tensorflow(model_dir: Path, base_env, standin) -> None:
     """A whole on_upload request (load, download, predict, tags, store) in a fresh process,
     with MODEL_ENGINE=auto (the default) on an artifact with an IR."""
     resource = standin.add_asset(image_bytes((1200, 800)), public_id="openvino/photo")
-    body = notification_from(resource)
-    script = _REQUEST.format(
-        root=str(ROOT),
-        function=str(ROOT / "function"),
-        main=str(ROOT / "function" / "main.py"),
-        body=body.decode(),
-        headers=json.dumps(sign_body(body, standin.api_secret)),
-    )
-    env = {**base_env, "MODEL_WEIGHTS": str(model_dir), "PATH": "/usr/bin:/bin"}
+    env = {**base_env, "MODEL_WEIGHTS": str(model_dir)}
     env.pop("MODEL_ENGINE", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result, output = on_upload_in_fresh_process(
+        notification_from(resource), standin.api_secret, env
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["status"] == 200, result
     assert result["record"]["status"] == "done"
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert result["record"]["model"] == model.artifact_name(manifest)  # not the engine
     assert len(result["record"]["predictions"]) == 5
-    assert result["openvino"] is True
-    assert result["heavy"] == []  # no tensorflow, keras, LiteRT or build-time code
-    loaded = [
-        json.loads(line)
-        for line in (done.stdout + done.stderr).splitlines()
-        if '"model loaded"' in line
+    assert "openvino" in result["modules"]
+    heavy = [
+        m
+        for m in result["modules"]
+        if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "ai_edge_litert")
+        or m == "autotagger.model_build"
     ]
+    assert heavy == []  # no tensorflow, keras, LiteRT or build-time code
+    loaded = [json.loads(line) for line in output.splitlines() if '"model loaded"' in line]
     assert [line["engine"] for line in loaded] == ["openvino"]
 
 
