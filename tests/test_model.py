@@ -62,3 +62,13 @@ def test_tags_above_threshold_and_always_the_top_one() -> None:
     predictions = [model.Prediction("a", "n1", 0.5), model.Prediction("b", "n2", 0.3)]
     assert choose_tags(predictions, 0.2, "auto:") == ["auto:a", "auto:b"]
     assert choose_tags(predictions, 0.4, "") == ["a"]
+
+
+def test_shipped_class_index_is_keras_file() -> None:
+    """The shipped copy is byte for byte Keras's `imagenet_class_index.json` (its md5 is what
+    Keras's own download checks), so labels can never drift from `decode_predictions`."""
+    import hashlib
+
+    digest = hashlib.md5(model.CLASS_INDEX_PATH.read_bytes(), usedforsecurity=False).hexdigest()
+    assert digest == "c2c37ea517e94d9795004a39431a14cb"
+    assert model.class_index()[285] == ("n02124075", "Egyptian_cat")
