@@ -130,14 +130,3 @@ def stored(base_env: dict[str, str]) -> Callable[[], dict[str, dict[str, Any]]]:
         return {doc.id: doc.to_dict() or {} for doc in collection.stream()}
 
     return read
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `firestore` every test that talks to a Firestore emulator (through `emulator_host`):
-    `make test` runs those again on the npm emulator (FIRESTORE_EMULATOR=npm). Not the Pub/Sub
-    ones: the npm emulator is the fallback for machines without gcloud, where they are skipped
-    (no Pub/Sub emulator), so that pairing never runs anywhere."""
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        if "emulator_host" in fixtures and "pubsub_host" not in fixtures:
-            item.add_marker(pytest.mark.firestore)

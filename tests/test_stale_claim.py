@@ -15,6 +15,10 @@ from google.cloud import firestore
 from autotagger import cloudinary_client
 from tests.helpers import image_bytes, notification_from, sign_body
 
+# The Firestore contract (claims, take-over, superseded, transactions, queries): `make test`
+# runs this module on both emulators (gcloud's official one, then the npm one).
+pytestmark = pytest.mark.firestore
+
 WAIT_S = 120  # bounds on outcomes, generous for a shared machine
 
 
