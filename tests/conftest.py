@@ -60,6 +60,20 @@ def standin() -> Iterator[CloudinaryStandin]:
         server.stop()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_models() -> Iterator[None]:
+    """Models stay warm within a test module and are released after it: the suite's memory is
+    what one module loads, not every artifact, engine and batch size of the session."""
+    yield
+    import gc
+    import sys
+
+    loaded = sys.modules.get("autotagger.model")
+    if loaded is not None:
+        loaded.release_all()
+        gc.collect()
+
+
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     """The real VGG16 graph with seeded random weights, saved by infra/build_model.py."""

@@ -318,3 +318,10 @@ def top_k(probabilities: np.ndarray, k: int) -> list[Prediction]:
         Prediction(label=classes[i][1], wnid=classes[i][0], score=float(probabilities[i]))
         for i in best
     ]
+
+
+def release_all() -> None:
+    """Forget every warm model, so its memory can go (a process serves one model; tests load
+    many, one module at a time)."""
+    with _lock:
+        _models.clear()
