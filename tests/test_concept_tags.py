@@ -110,6 +110,7 @@ def test_search_by_any_tag(answers, make_client, standin, monkeypatch, capsys) -
     assert mixed.status_code == 401  # a lookup by id does not open a tag listing
     assert results.get("/api/results?tag=", headers=auth).status_code == 400
 
+    capsys.readouterr()  # the functions' own log lines so far
     assert cli.main(["results", "--tag", "auto:vehicle", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["results"]
     assert [r["asset_id"] for r in listed] == [car["asset_id"]]
