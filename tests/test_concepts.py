@@ -128,6 +128,13 @@ def test_coverage_is_what_the_file_says() -> None:
     assert len(covered) / 1000 >= 0.75
 
 
+def test_the_readme_lists_every_concept_with_its_leaf_count() -> None:
+    readme = (build_concepts.ROOT / "README.md").read_text()
+    for entry in VOCABULARY["concepts"].values():
+        assert f"`{entry['name']}` | {len(entry['leaves'])} |" in readme, entry["name"]
+    assert f"{VOCABULARY['classes_covered']} of the 1000 classes" in readme
+
+
 def test_a_malformed_vocabulary_is_refused() -> None:
     with pytest.raises(ValueError, match="classes"):
         concepts.parse({**VOCABULARY, "classes": 999})
