@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 from playwright.sync_api import expect
 
@@ -13,11 +14,11 @@ from tests.e2e.conftest import E2E, Harness, Servers, picture
 
 pytestmark = E2E
 PREFIX = "auto:"
-DOG = [
+DOG: list[dict[str, Any]] = [
     {"name": "animal", "wnid": "n00015388", "score": 0.93},
     {"name": "dog", "wnid": "n02084071", "score": 0.86},
 ]
-CAR = [
+CAR: list[dict[str, Any]] = [
     {"name": "vehicle", "wnid": "n04524313", "score": 0.95},
     {"name": "car", "wnid": "n02958343", "score": 0.9},
 ]
