@@ -1,7 +1,8 @@
 """autotagger on the command line: classify files or URLs, read the results, backfill an account.
 
     python function/cli.py classify photo.jpg https://example.com/cat.png [--json]
-    python function/cli.py results [--asset-id A | --public-id P | --label L] [--limit N] [--json]
+    python function/cli.py results [--asset-id A | --public-id P | --label L | --tag T] [--limit N]
+        [--json]
     python function/cli.py backfill [--prefix P] [--limit N] [--dry-run] [--videos]
     python function/cli.py backfill --enqueue [--model-changed] [--prefix P] [--dry-run] [--videos]
 
@@ -31,7 +32,17 @@ from typing import Any, NoReturn, TextIO
 import requests
 from tqdm import tqdm
 
-from autotagger import cloudinary_client, config, imaging, model, pipeline, store, tagging, webhook
+from autotagger import (
+    cloudinary_client,
+    concepts,
+    config,
+    imaging,
+    model,
+    pipeline,
+    store,
+    tagging,
+    webhook,
+)
 from autotagger.config import Settings
 from autotagger.errors import (
     AutotaggerError,
@@ -186,14 +197,20 @@ def cmd_classify(args: argparse.Namespace, settings: Settings, out: TextIO) -> i
             probabilities = classifier.predict(batch)[0]
             predict_ms = round((time.perf_counter() - started) * 1e3, 1)
             predictions = model.top_k(probabilities, top_k)
-            item.update(
-                model=classifier.name,
-                predict_ms=predict_ms,
-                predictions=[
+            labels = {
+                "predictions": [
                     {"label": p.label, "wnid": p.wnid, "score": round(p.score, 6)}
                     for p in predictions
                 ],
-                tags=tagging.choose_tags(predictions, settings.tag_threshold, settings.tag_prefix),
+                "tags": tagging.choose_tags(
+                    predictions, settings.tag_threshold, settings.tag_prefix
+                ),
+            }
+            found = concepts.fields(probabilities, settings.concept_threshold)
+            item.update(
+                model=classifier.name,
+                predict_ms=predict_ms,
+                **tagging.with_concepts(labels, found, settings.tag_prefix),
             )
     for item in items:
         if "error" in item:
@@ -215,6 +232,8 @@ def _print_predictions(item: dict[str, Any], out: TextIO) -> None:
     for rank, p in enumerate(item["predictions"], 1):
         out.write(f"  {rank:>2}  {p['score']:6.4f}  {p['label']:<{width}}  {p['wnid']}\n")
     out.write(f"  tags: {', '.join(item['tags'])}\n")
+    found = ", ".join(f"{c['name']} {c['score']:.2f}" for c in item.get("concepts", []))
+    out.write(f"  concepts: {found or '(none)'}\n")
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -224,6 +243,8 @@ def cmd_results(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     if args.asset_id:
         found = store.get(settings, args.asset_id)
         documents = [found] if found else []
+    elif args.tag:
+        documents = store.query_tag(settings, args.tag, args.limit)
     else:
         field, value = next(
             ((f, v) for f, v in (("public_id", args.public_id), ("label", args.label)) if v),
@@ -657,14 +678,19 @@ def build_parser() -> _Parser:
         "results",
         help="read stored classifications from Firestore",
         description=(
-            "Documents from FIRESTORE_COLLECTION: one asset, the versions of a public ID or the "
-            "images whose top label is LABEL (newest first), or the most recent ones."
+            "Documents from FIRESTORE_COLLECTION: one asset, the versions of a public ID, the "
+            "images whose top label is LABEL, those with TAG among the tags autotagger wrote "
+            "(a label or a concept such as dog, with TAG_PREFIX as written; newest first), or "
+            "the most recent ones."
         ),
     )
     which = results.add_mutually_exclusive_group()
     which.add_argument("--asset-id", help="one asset's document")
     which.add_argument("--public-id", help="documents of this public ID")
     which.add_argument("--label", help="documents whose top-1 label is LABEL")
+    which.add_argument(
+        "--tag", help="documents with TAG among the tags written (a label or a concept)"
+    )
     results.add_argument(
         "--limit", type=_int_between(1, MAX_LIMIT), default=20, help="at most N [20]"
     )

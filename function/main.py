@@ -4,7 +4,8 @@
   `POST /forward`: the upload page's forward of a signed Upload API response, same pipeline.
   With WEBHOOK_MODE=queue both publish to Pub/Sub instead and answer 202.
 - `on_message`: a Pub/Sub `messagePublished` CloudEvent (one asset) -> the same pipeline.
-- `results`: `GET /api/results` queries the stored classifications; `GET /` the upload page.
+- `results`: `GET /api/results` queries the stored classifications (`?tag=` any tag written: a
+  label or a concept); `GET /` the upload page.
 
 Settings are read and validated once, at import (cold start); a bad one stops the process with
 one log line naming it.
@@ -45,7 +46,7 @@ from autotagger.errors import (
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-RESULT_FILTERS = ("asset_id", "public_id", "label")
+RESULT_FILTERS = ("asset_id", "public_id", "label", "tag")
 _ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -173,7 +174,7 @@ def on_message(event: CloudEvent) -> None:
 
 
 def _results_query(args: Any) -> tuple[str | None, str | None, int]:
-    """Validate `?asset_id=|public_id=|label=&limit=`; return (field, value, limit)."""
+    """Validate `?asset_id=|public_id=|label=|tag=&limit=`; return (field, value, limit)."""
     unknown = sorted(set(args) - {*RESULT_FILTERS, "limit"})
     if unknown:
         raise BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
@@ -220,6 +221,8 @@ def results(request: flask.Request) -> flask.Response:
     if field == "asset_id":
         found = store.get(SETTINGS, value or "")
         documents = [found] if found else []
+    elif field == "tag":
+        documents = store.query_tag(SETTINGS, value or "", limit)
     else:
         documents = store.query(SETTINGS, field, value, limit)
     items = [pipeline.to_public(doc) for doc in documents]

@@ -34,7 +34,9 @@ Environment (defaults in brackets):
   TOP_K, TAG_THRESHOLD, TAG_PREFIX, LOG_LEVEL  passed to on_upload (defaults: the function's)
   CLOUDINARY_DELIVERY_HOSTS, MODEL_PRECISION, MODEL_MAX_BATCH, DOWNLOAD_RENDITION,
   WEBHOOK_MAX_AGE_S, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, DOWNLOAD_TIMEOUT_S,
-  CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS  passed to on_upload only when set
+  CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS, CONCEPT_THRESHOLD  passed to on_upload only
+                        when set (TAG_PREFIX also reaches results: the page's concept filters
+                        query the tags as written)
   RESULTS_ACCESS        private (listings need the access key) or public (anyone may list:
                         a public demo, only when asked for) [private]
   TOKEN_SECRET_NAME     Secret Manager secret of the access key, created with a random value
@@ -158,7 +160,8 @@ fi
 PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD_RENDITION
   WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S
   VIDEO_FRAMES MAX_VIDEO_SECONDS
-  WEBHOOK_MODE PUBSUB_TOPIC)
+  WEBHOOK_MODE PUBSUB_TOPIC
+  CONCEPT_THRESHOLD)
 for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${PASS_THROUGH[@]}"; do
   [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
 done
@@ -242,8 +245,9 @@ if ! exists gcloud firestore databases describe --database="$FIRESTORE_DATABASE"
     --location="$FIRESTORE_LOCATION" --type=firestore-native --project="$PROJECT"
 fi
 
-# One line per composite index of infra/firestore.indexes.json: scope, then field configs, tab
-# separated. Every index there is for the documents' collection, so FIRESTORE_COLLECTION applies.
+# One line per composite index of infra/firestore.indexes.json (label and public_id, each newest
+# first, for `?label=` and `?public_id=`; tags array-contains newest first for `?tag=`): scope,
+# then field configs, tab separated. Every index there is for the documents' collection, so FIRESTORE_COLLECTION applies.
 index_lines() {
   "$PYTHON" - "$ROOT/infra/firestore.indexes.json" <<'PY'
 import json, sys
@@ -462,7 +466,7 @@ deploy_on_upload "$page_url"
 webhook_url="$(url_of "$ON_UPLOAD_NAME")"
 
 step "function $RESULTS_NAME (entry point results)"
-results_env="$common_env|CLOUDINARY_UPLOAD_PRESET=$UPLOAD_PRESET"
+results_env="$common_env|CLOUDINARY_UPLOAD_PRESET=$UPLOAD_PRESET|TAG_PREFIX=${TAG_PREFIX:-}"
 results_env+="|ON_UPLOAD_URL=${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
 run gcloud functions deploy "$RESULTS_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
   --runtime=python311 --source="$ROOT/function" --entry-point=results --trigger-http \

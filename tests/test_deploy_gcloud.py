@@ -42,6 +42,7 @@ PASS_THROUGH = {
     "CLAIM_TTL_S": "300",
     "VIDEO_FRAMES": "4",
     "MAX_VIDEO_SECONDS": "600",
+    "CONCEPT_THRESHOLD": "0.6",
 }
 # Dry-run configurations (each on top of _deploy's PROJECT, BUCKET, MODEL_DIR, CLOUDINARY_URL).
 # Together: every variable of `deploy.sh --help` set to a non-default value somewhere, and both

@@ -80,6 +80,8 @@ def test_recent_without_filter(make_client, seeded) -> None:
         "limit=ten",
         "limit=-1",
         "label=",
+        "tag=",
+        "tag=x&label=y",
         "asset_id=a/b",
         "label=x&public_id=y",
         "colour=red",

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from autotagger import imaging, model, video
+from autotagger import concepts, imaging, model, video
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError, ImageError
 from autotagger.webhook import Ignored, Upload, parse_notification
@@ -205,7 +205,9 @@ def _expected(secure_url: str, offsets: list[float], weights: str, top_k: int = 
 def test_video_is_classified_from_its_frames_in_one_forward(
     make_client, standin: CloudinaryStandin, stored, forwards, real_model_env, clip, max_batch
 ) -> None:
-    client = make_client("on_upload", MODEL_MAX_BATCH=max_batch, TAG_THRESHOLD="0.01")
+    client = make_client(
+        "on_upload", MODEL_MAX_BATCH=max_batch, TAG_THRESHOLD="0.01", CONCEPT_THRESHOLD="0.05"
+    )
     resource = standin.add_asset(clip, public_id="clips/scenes", resource_type="video")
     assert resource["duration"] == pytest.approx(4.0)
     sizes = forwards(max_batch)
@@ -238,6 +240,13 @@ def test_video_is_classified_from_its_frames_in_one_forward(
     assert [f["label"] for f in record["frames"]] == per_frame
     scores = [p["score"] for p in record["predictions"]]
     assert scores == sorted(scores, reverse=True) and len(scores) == 5
+    # concepts: from the same mean of the frames' probabilities, written as tags too
+    wanted = concepts.fields(probabilities.mean(axis=0), 0.05)["concepts"]
+    assert wanted  # random weights spread their mass: `animal` alone holds ~40% of it
+    assert [c["name"] for c in record["concepts"]] == [c["name"] for c in wanted]
+    for got_concept, want_concept in zip(record["concepts"], wanted, strict=True):
+        assert got_concept["score"] == pytest.approx(want_concept["score"], abs=1e-4)
+    assert {c["name"] for c in record["concepts"]} <= set(record["tags"])
 
     asset = standin.asset("clips/scenes", resource_type="video")
     assert asset is not None and asset["tags"] == record["tags"]

@@ -1,10 +1,10 @@
 """Access control: who may list results, who may upload, and how much `/forward` may spend.
 
 - `RESULTS_ACCESS=private` (the default): every listing of `/api/results` (no filter, `label`,
-  `public_id`) needs `Authorization: Bearer <RESULTS_TOKEN>`, compared in constant time. A lookup
-  by `asset_id` stays open: Cloudinary's asset_id is a random 32-hex id, so knowing it is the
-  capability (it is how the page follows its own upload), and a guessed one is the same single
-  Firestore point read as any other miss. `public` is the old behaviour: anyone may list.
+  `public_id`, `tag`) needs `Authorization: Bearer <RESULTS_TOKEN>`, compared in constant time.
+  A lookup by `asset_id` stays open: Cloudinary's asset_id is a random 32-hex id, so knowing it
+  is the capability (it is how the page follows its own upload), and a guessed one is the same
+  single Firestore point read as any other miss. `public` is the old behaviour: anyone may list.
 - `UPLOAD_MODE=signed` (the default when private): `POST /api/sign-upload` signs the Upload
   widget's `params_to_sign` with the API secret, for a valid token only, and only when they ask
   for what we pin: our signed preset (which carries the allowed formats and the size cap), our
@@ -45,7 +45,7 @@ MAX_TIMESTAMP_SKEW_S = 600
 _CREDENTIAL_PARAMS = frozenset(
     {"token", "access_token", "access_key", "key", "api_key", "auth", "authorization", "bearer"}
 )
-_FILTERS = ("public_id", "label")
+_FILTERS = ("public_id", "label", "tag")
 
 
 # -- the Bearer token ----------------------------------------------------------------------------

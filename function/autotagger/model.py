@@ -191,6 +191,18 @@ def is_loaded(
     return (weights, precision, max_batch, engine, openvino_hint) in _models
 
 
+def release(weights: str) -> int:
+    """Forget every warm model loaded from `weights` (whatever its precision, batching or
+    engine); return how many. The cache never evicts on its own (a serving instance keeps its
+    one model): this is for processes that go through several models, one at a time (tests,
+    benchmarks). The memory is freed once no request still holds the model."""
+    with _lock:
+        keys = [key for key in _models if key[0] == weights]
+        for key in keys:
+            del _models[key]
+    return len(keys)
+
+
 def for_settings(settings: Settings, timings: Timings) -> Classifier:
     """The warm classifier `settings` name (weights, precision, batching, engine); a cold load is
     timed as the `model_load` stage."""

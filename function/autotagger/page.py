@@ -56,6 +56,8 @@ def public_config(settings: Settings) -> dict[str, Any]:
         "resultsApi": "/api/results",
         "pollTimeoutS": POLL_TIMEOUT_S,
         "maxImageBytes": settings.max_image_bytes,
+        # Concept filters query `?tag=` with the tag as written (TAG_PREFIX + concept name).
+        "tagPrefix": settings.tag_prefix,
         **local_mode.public_config(settings),
         **access.page_config(settings),
     }

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model, store, tagging, video
+from autotagger import cloudinary_client, concepts, imaging, logs, model, store, tagging, video
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
@@ -37,6 +37,9 @@ PUBLIC_FIELDS = (
     "resource_type",
     "duration",
     "frames",
+    # concept tags (autotagger/concepts.py) and the vocabulary's version
+    "concepts",
+    "concept_vocabulary",
 )
 
 
@@ -76,7 +79,10 @@ def _classify(
     with timings.stage("predict"):
         probabilities = classifier.predict(batch)[0]
     predictions = model.top_k(probabilities, settings.top_k)
-    return tagging.result(predictions, settings, classifier.name)
+    result = tagging.result(predictions, settings, classifier.name)
+    return tagging.with_concepts(
+        result, concepts.fields(probabilities, settings.concept_threshold), settings.tag_prefix
+    )
 
 
 def process_upload(

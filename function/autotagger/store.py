@@ -287,6 +287,23 @@ def query(
     return _call(settings, "query", run)
 
 
+def query_tag(settings: Settings, tag: str, limit: int) -> list[dict[str, Any]]:
+    """Documents whose written `tags` contain `tag` (a label or a concept), newest first, at
+    most `limit`: one `array_contains` query, served by the composite index (tags
+    array-contains, created_at descending) in infra/firestore.indexes.json, never a scan."""
+
+    def run(db: firestore.Client) -> list[dict[str, Any]]:
+        found = (
+            collection(settings, db)
+            .where(filter=firestore.FieldFilter("tags", "array_contains", tag))
+            .order_by("created_at", direction=firestore.Query.DESCENDING)
+            .limit(limit)
+        )
+        return [doc.to_dict() or {} for doc in found.stream(**NO_RETRY)]
+
+    return _call(settings, "query", run)
+
+
 def get_many(settings: Settings, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The documents of `asset_ids` that exist, in one batched read (`get_all`), by asset_id."""
     if not asset_ids:

@@ -1,4 +1,5 @@
-"""From the model's top-k predictions to what is stored and written back: label, score, tags."""
+"""From the model's top-k predictions to what is stored and written back: label, score, tags;
+and the concept tags added to them."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def result(predictions: list[Prediction], settings: Settings, model_name: str) -
         "tags": choose_tags(predictions, settings.tag_threshold, settings.tag_prefix),
         "model": model_name,
     }
+
+
+def with_concepts(
+    result: dict[str, Any], concept_fields: dict[str, Any], prefix: str
+) -> dict[str, Any]:
+    """`result` plus the concept fields (`concepts.fields`), each concept's name written as a tag
+    after the labels' (TAG_PREFIX applies; a name already among the tags is not repeated)."""
+    names = [prefix + c["name"] for c in concept_fields["concepts"]]
+    tags = list(dict.fromkeys([*result["tags"], *names]))
+    return {**result, **concept_fields, "tags": tags}

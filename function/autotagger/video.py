@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model, tagging
+from autotagger import cloudinary_client, concepts, imaging, logs, model, tagging
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, UpstreamError
 from autotagger.logs import Timings
@@ -157,7 +157,8 @@ def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]])
     classifier = model.for_settings(settings, timings)
     with timings.stage("predict"):
         probabilities = np.asarray(classifier.predict(batch))  # one forward, every frame
-    predictions = model.top_k(probabilities.mean(axis=0), settings.top_k)
+    mean = probabilities.mean(axis=0)
+    predictions = model.top_k(mean, settings.top_k)
     per_frame = iter(probabilities)
     described: list[dict[str, Any]] = []
     for frame in frames:
@@ -168,4 +169,9 @@ def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]])
         described.append(
             {"offset": frame.offset, "label": best.label, "score": round(best.score, 6)}
         )
-    return {**tagging.result(predictions, settings, classifier.name), "frames": described}
+    result = tagging.with_concepts(
+        tagging.result(predictions, settings, classifier.name),
+        concepts.fields(mean, settings.concept_threshold),
+        settings.tag_prefix,
+    )
+    return {**result, "frames": described}

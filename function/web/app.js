@@ -27,6 +27,8 @@
     title: $("current-title"),
     detail: $("current-detail"),
     predictions: $("current-predictions"),
+    conceptsBlock: $("current-concepts-block"),
+    concepts: $("current-concepts"),
     tagsBlock: $("current-tags-block"),
     tags: $("current-tags"),
     framesBlock: $("current-frames-block"),
@@ -50,8 +52,9 @@
   let widget = null;
   let run = 0; // bumps on every new upload: an older follow() stops on its own
   let uploading = false;
-  let activeFilter = null;
+  let activeFilter = null; // {kind: "tag" | "label", value, name}
   let knownLabels = [];
+  let knownConcepts = [];
   let galleryRequest = 0;
 
   // -- small helpers ------------------------------------------------------------------------
@@ -258,6 +261,8 @@
     el.detail.textContent = detail || "";
     el.detail.hidden = !detail;
     el.predictions.replaceChildren();
+    el.concepts.replaceChildren();
+    el.conceptsBlock.hidden = true;
     el.tags.replaceChildren();
     el.tagsBlock.hidden = true;
     clearFrameStrip();
@@ -342,11 +347,27 @@
     );
   }
 
+  // Concepts (dog, vehicle, food: WordNet ancestors of the labels), each with its summed score.
+  function renderConcepts(concepts) {
+    const list = Array.isArray(concepts) ? concepts : [];
+    for (const concept of list) {
+      const item = node("li", "concept");
+      item.title = String(concept.wnid || "");
+      item.append(
+        node("span", "concept-name", humanLabel(concept.name)),
+        node("span", "concept-score", percent(concept.score)),
+      );
+      el.concepts.append(item);
+    }
+    el.conceptsBlock.hidden = list.length === 0;
+  }
+
   function renderRecord(record) {
     showImage(mediaUrl(record, PREVIEW), humanLabel(record.label) || record.public_id);
     if (record.status === "done") {
       setState("done", humanLabel(record.label), `${percent(record.score)} confidence`);
       renderPredictions(record.predictions);
+      renderConcepts(record.concepts);
       for (const tag of record.tags || []) el.tags.append(node("li", "tag", tag));
       el.tagsBlock.hidden = !(record.tags || []).length;
       renderFrameStrip(record);
@@ -534,11 +555,11 @@
   }
 
   // "Recent results": every result (public, or with the key), else this browser's own uploads.
-  async function readRecent(label) {
+  async function readRecent(filter) {
     const key = PRIVATE ? accessKey() : null;
     if (PRIVATE && !key) return { results: await readMine(), everything: false };
     const params = new URLSearchParams({ limit: String(GALLERY_LIMIT) });
-    if (label) params.set("label", label);
+    if (filter) params.set(filter.kind, filter.value);
     const response = await fetch(`${config.resultsApi}?${params}`, {
       headers: { Accept: "application/json", ...authorization(key) },
       cache: "no-store",
@@ -887,6 +908,29 @@
 
   // -- gallery ------------------------------------------------------------------------------
 
+  // A concept filter asks for the tag as written (TAG_PREFIX + name); a label filter for the label.
+  function conceptFilter(name) {
+    return { kind: "tag", value: `${config.tagPrefix || ""}${name}`, name };
+  }
+
+  function labelFilter(label) {
+    return { kind: "label", value: label, name: label };
+  }
+
+  function sameFilter(a, b) {
+    return Boolean(a) && Boolean(b) && a.kind === b.kind && a.value === b.value;
+  }
+
+  function chip(filter, count, className) {
+    const button = node("button", className, humanLabel(filter.name));
+    button.type = "button";
+    button.title = filter.kind === "tag" ? `concept: ${filter.name}` : filter.name;
+    button.append(node("span", "chip-count", count));
+    button.setAttribute("aria-pressed", String(sameFilter(activeFilter, filter)));
+    button.addEventListener("click", () => loadGallery(sameFilter(activeFilter, filter) ? null : filter));
+    return button;
+  }
+
   function renderChips() {
     const chips = [];
     const all = node("button", "chip", "All");
@@ -894,17 +938,16 @@
     all.setAttribute("aria-pressed", String(activeFilter === null));
     all.addEventListener("click", () => loadGallery(null));
     chips.push(all);
-    for (const [label, count] of knownLabels) {
-      const chip = node("button", "chip", humanLabel(label));
-      chip.type = "button";
-      chip.title = label;
-      chip.append(node("span", "chip-count", count));
-      chip.setAttribute("aria-pressed", String(activeFilter === label));
-      chip.addEventListener("click", () => loadGallery(activeFilter === label ? null : label));
-      chips.push(chip);
-    }
+    for (const [name, count] of knownConcepts) chips.push(chip(conceptFilter(name), count, "chip chip-concept"));
+    for (const [label, count] of knownLabels) chips.push(chip(labelFilter(label), count, "chip"));
     el.filters.replaceChildren(...chips);
-    el.filters.hidden = knownLabels.length === 0;
+    el.filters.hidden = knownLabels.length === 0 && knownConcepts.length === 0;
+  }
+
+  function mostCommon(values) {
+    const counts = new Map();
+    for (const value of values) counts.set(value, (counts.get(value) || 0) + 1);
+    return [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   }
 
   function placeholder() {
@@ -965,9 +1008,9 @@
     return item;
   }
 
-  async function loadGallery(label) {
+  async function loadGallery(filter) {
     const request = ++galleryRequest;
-    activeFilter = label || null;
+    activeFilter = filter || null;
     renderChips();
     let results;
     let everything;
@@ -983,18 +1026,19 @@
     if (request !== galleryRequest) return;
     if (!everything) {
       activeFilter = null;
-      knownLabels = []; // label filters list everything: they come with the key
+      knownLabels = []; // filters list everything: they come with the key
+      knownConcepts = [];
       renderChips();
     } else if (!activeFilter) {
-      const counts = new Map();
-      for (const record of results) {
-        if (record.status === "done" && record.label) {
-          counts.set(record.label, (counts.get(record.label) || 0) + 1);
-        }
-      }
-      knownLabels = [...counts.entries()]
-        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
-        .slice(0, MAX_CHIPS);
+      const done = results.filter((record) => record.status === "done");
+      knownConcepts = mostCommon(
+        done.flatMap((record) =>
+          (Array.isArray(record.concepts) ? record.concepts : [])
+            .map((concept) => concept && concept.name)
+            .filter((name) => typeof name === "string" && name),
+        ),
+      ).slice(0, MAX_CHIPS);
+      knownLabels = mostCommon(done.map((record) => record.label).filter(Boolean)).slice(0, MAX_CHIPS);
       renderChips();
     }
     el.grid.replaceChildren(...results.map(card));
@@ -1004,7 +1048,9 @@
         ? `${n} uploaded from this browser`
         : ""
       : activeFilter
-        ? `${n} labelled “${humanLabel(activeFilter)}”`
+        ? activeFilter.kind === "tag"
+          ? `${n} tagged “${humanLabel(activeFilter.name)}”`
+          : `${n} labelled “${humanLabel(activeFilter.name)}”`
         : n
           ? `${n} most recent`
           : "";
@@ -1012,7 +1058,9 @@
     el.galleryMessage.textContent = !everything
       ? "Your uploads from this browser appear here."
       : activeFilter
-        ? "Nothing with this label yet."
+        ? activeFilter.kind === "tag"
+          ? "Nothing with this concept yet."
+          : "Nothing with this label yet."
         : "No results yet. Upload a photo to see it here.";
   }
 
