@@ -10,8 +10,10 @@
   for what we pin: our signed preset (which carries the allowed formats and the size cap), our
   folder, a fresh timestamp; formats or a size cap in the request must lie within ours, and any
   other parameter (eager transformations, notification URLs, public ids, ...) is refused.
-- `ForwardBudget`: Admin API calls the page's forward path may make per minute on one instance,
-  so a flood of signed forwards cannot spend the hourly quota backfill and webhooks need.
+- `ForwardBudget`: Admin API calls the page's forward path may make on one instance, per minute
+  and per hour (FORWARD_BUDGET_PER_MIN, FORWARD_BUDGET_PER_HOUR), so a flood of signed forwards
+  cannot spend the account's hourly quota that backfill and webhooks need: the hourly budget
+  times the instance cap stays a fraction of the plan's quota (README, "Access control").
 
 The token is a secret: it is never logged, never part of an error message, never sent to the
 browser (the page keeps the key a person types in sessionStorage and sends it as the header).
@@ -29,6 +31,7 @@ from typing import Any
 
 import cloudinary.utils
 
+from autotagger import parsing
 from autotagger.config import Settings
 from autotagger.errors import BadRequest, BearerRequired, ConfigError, NotFound, TooManyRequests
 
@@ -123,7 +126,7 @@ def _scalar(name: str, value: Any) -> str:
 
 def _timestamp(value: Any, now: float) -> None:
     text = _scalar("timestamp", value)
-    if not text.isdigit():
+    if not parsing.is_ascii_int(text):
         raise BadRequest("params_to_sign.timestamp must be unix seconds")
     if not now - MAX_TIMESTAMP_AGE_S <= int(text) <= now + MAX_TIMESTAMP_SKEW_S:
         raise BadRequest("params_to_sign.timestamp is not current: check this device's clock")
@@ -162,7 +165,7 @@ def pinned_params(payload: Mapping[str, Any], settings: Settings, now: float) ->
         _formats(params["allowed_formats"], settings)
     if "max_file_size" in params:
         size = _scalar("max_file_size", params["max_file_size"])
-        if not size.isdigit() or not 0 < int(size) <= settings.upload_max_bytes:
+        if not parsing.is_ascii_int(size) or not 0 < int(size) <= settings.upload_max_bytes:
             raise BadRequest(f"max_file_size must be at most {settings.upload_max_bytes}")
     return dict(params)
 
@@ -206,12 +209,20 @@ def page_config(settings: Settings) -> dict[str, Any]:
 
 
 class ForwardBudget:
-    """At most `per_minute` Admin API calls in any 60-second window, on this instance."""
+    """At most `per_minute` Admin API calls in any 60-second window and `per_hour` in any hour,
+    on this instance."""
 
     WINDOW_S = 60.0
+    HOUR_S = 3600.0
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        per_hour: int | None = None,
+    ) -> None:
         self.per_minute = per_minute
+        self.per_hour = per_hour if per_hour is not None else per_minute * 60
         self._clock = clock
         self._spent: deque[float] = deque()
         self._lock = threading.Lock()
@@ -220,13 +231,19 @@ class ForwardBudget:
         """Count one call, or raise TooManyRequests (429, Retry-After) when the budget is spent."""
         with self._lock:
             now = self._clock()
-            while self._spent and self._spent[0] <= now - self.WINDOW_S:
+            while self._spent and self._spent[0] <= now - self.HOUR_S:
                 self._spent.popleft()
-            if len(self._spent) >= self.per_minute:
-                retry_after = math.ceil(self._spent[0] + self.WINDOW_S - now)
-                raise TooManyRequests(
-                    f"forward budget spent ({self.per_minute} Admin API calls a minute on this "
-                    "instance): the webhook still classifies the upload; retry later",
-                    retry_after,
-                )
+            last_minute = [t for t in self._spent if t > now - self.WINDOW_S]
+            if len(last_minute) >= self.per_minute:
+                self._refuse(f"{self.per_minute} a minute", last_minute[0] + self.WINDOW_S - now)
+            if len(self._spent) >= self.per_hour:
+                self._refuse(f"{self.per_hour} an hour", self._spent[0] + self.HOUR_S - now)
             self._spent.append(now)
+
+    @staticmethod
+    def _refuse(budget: str, retry_after_s: float) -> None:
+        raise TooManyRequests(
+            f"forward budget spent ({budget} Admin API calls on this instance): the webhook "
+            "still classifies the upload; retry later",
+            math.ceil(retry_after_s),
+        )
