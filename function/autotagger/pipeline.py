@@ -139,6 +139,8 @@ def process_upload(
             _release(settings, upload.asset_id, exc, claim.claim_id)
             raise
     if not saved:
+        if record["status"] == "done":
+            _withdraw_tags(settings, upload, record["tags"])
         return _claim_lost(upload, "before the final write")
     logs.log(
         "INFO" if record["status"] == "done" else "WARNING",
@@ -206,6 +208,25 @@ def _remove_our_tags(settings: Settings, upload: Upload, claim: store.Claim) -> 
             resource_type=upload.resource_type,
             delivery_type=upload.type,
         )
+
+
+def _withdraw_tags(settings: Settings, upload: Upload, written: list[str]) -> None:
+    """Our tag write landed after another delivery took the asset over: take back the tags the
+    asset's document does not list as ours (that delivery adds its own after recording them).
+    Best effort: a failure is logged."""
+    try:
+        ours = set((store.get(settings, upload.asset_id) or {}).get("tags") or ())
+        stale = [tag for tag in written if tag not in ours]
+        if stale:
+            cloudinary_client.write_tags(
+                upload.public_id,
+                add=[],
+                remove=stale,
+                resource_type=upload.resource_type,
+                delivery_type=upload.type,
+            )
+    except Exception as exc:
+        logs.warning("could not withdraw tags", asset_id=upload.asset_id, error=str(exc)[:300])
 
 
 def _claim_lost(upload: Upload, when: str) -> dict[str, Any]:
