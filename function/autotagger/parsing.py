@@ -4,7 +4,8 @@ Each either returns a value or raises BadRequest with a clear message: nothing a
 may escape as another exception (a 500 and an ERROR log). Python's own parsers are too lenient
 or too fragile for that: `json.loads` raises RecursionError on deep nesting and ValueError on an
 integer of more than 4,300 digits; `str.isdigit()` is true for "²" and "٣", which `int()` refuses
-or reads as digits nobody meant; Firestore reserves document ids of the form `__.*__`.
+or reads as digits nobody meant; a lone surrogate ("\\ud800") is valid JSON but no UTF-8
+string, so hashing or storing it raises; Firestore reserves document ids of the form `__.*__`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,22 @@ _RESERVED_ID = re.compile(r"__.*__")
 MAX_INT_DIGITS = 18  # any count, timestamp or version we accept; far below Python's 4,300
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json(body: bytes | str, what: str = "body") -> dict[str, Any]:
-    """A JSON object, or BadRequest (malformed, too deep, numbers too long, not an object)."""
+    """A JSON object, or BadRequest (malformed, too deep, numbers too long, NaN, lone
+    surrogates, not an object)."""
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_no_constants)
+        # Strings must be valid Unicode: one pass over the parsed text finds any lone surrogate.
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
     except RecursionError:
         raise BadRequest(f"{what} is nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integers
+    except UnicodeEncodeError:
+        raise BadRequest(f"{what} has invalid Unicode (a lone surrogate)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long integers, NaN
         raise BadRequest(f"{what} is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(payload, dict):
         raise BadRequest(f"{what} must be a JSON object")
