@@ -224,4 +224,6 @@ def results(request: flask.Request) -> flask.Response:
     else:
         documents = store.query(SETTINGS, field, value, limit)
     items = [pipeline.to_public(doc) for doc in documents]
+    if not access.is_authorized(request.headers.get("Authorization"), SETTINGS):
+        items = [access.redact(item) for item in items]
     return _json({"results": items, "count": len(items)})

@@ -10,6 +10,9 @@
   for what we pin: our signed preset (which carries the allowed formats and the size cap), our
   folder, a fresh timestamp; formats or a size cap in the request must lie within ours, and any
   other parameter (eager transformations, notification URLs, public ids, ...) is refused.
+- `redact`: an answer without the access key (the open `?asset_id=` lookup, public listings)
+  shows no delivery URL that is a capability (a `private` or `authenticated` asset's, or any
+  signed one) and no raw exception text in `error`.
 - `ForwardBudget`: Admin API calls the page's forward path may make on one instance, per minute
   and per hour (FORWARD_BUDGET_PER_MIN, FORWARD_BUDGET_PER_HOUR), so a flood of signed forwards
   cannot spend the account's hourly quota that backfill and webhooks need: the hourly budget
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -49,6 +53,10 @@ _CREDENTIAL_PARAMS = frozenset(
     {"token", "access_token", "access_key", "key", "api_key", "auth", "authorization", "bearer"}
 )
 _FILTERS = ("public_id", "label")
+# Delivery types whose URL is a capability (Cloudinary serves them only with a signature/token).
+CAPABILITY_TYPES = frozenset({"private", "authenticated"})
+_SIGNED_URL = re.compile(r"/s--[A-Za-z0-9_-]+--/")
+_TRANSIENT_ERROR = "a temporary failure (the upload is retried)"
 
 
 # -- the Bearer token ----------------------------------------------------------------------------
@@ -113,6 +121,38 @@ def check_listing(args: Mapping[str, Any], authorization: str | None, settings: 
         )
     if is_listing(args):
         require_token(authorization, settings, "listing results")
+
+
+def is_authorized(authorization: str | None, settings: Settings) -> bool:
+    """True when the request carries RESULTS_TOKEN (it may see everything)."""
+    given = bearer(authorization)
+    return given is not None and token_matches(given, settings)
+
+
+def public_error(error: str) -> str:
+    """A stored failure reason without exception text: our own sentence up to its first ": "
+    (what follows is a library's message, a URL or a server's answer)."""
+    if error.startswith("transient:"):
+        return _TRANSIENT_ERROR
+    return error.split(": ", 1)[0][:200]
+
+
+def redact(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` (a public view) as an answer without the access key may show it."""
+    out = dict(record)
+    url = out.get("secure_url")
+    if out.get("type") in CAPABILITY_TYPES or (isinstance(url, str) and _SIGNED_URL.search(url)):
+        out.pop("secure_url", None)
+    if isinstance(out.get("error"), str):
+        out["error"] = public_error(out["error"])
+    if isinstance(out.get("frames"), list):
+        out["frames"] = [
+            {**frame, "error": public_error(frame["error"])}
+            if isinstance(frame, dict) and isinstance(frame.get("error"), str)
+            else frame
+            for frame in out["frames"]
+        ]
+    return out
 
 
 # -- signed uploads ------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ PUBLIC_FIELDS = (
     "updated_at",
     # videos (resource_type is set on every document)
     "resource_type",
+    "type",  # the delivery type: upload, private, authenticated
     "duration",
     "frames",
 )
@@ -118,6 +119,7 @@ def process_upload(
         "secure_url": upload.secure_url,
         "created_at": claim.created_at,
         "resource_type": upload.resource_type,
+        "type": upload.type,
         "duration": upload.duration if video.is_video(upload) else None,
     }
     try:
