@@ -193,7 +193,7 @@ def test_dry_run_deploys_the_queue_worker_with_dead_letters(tmp_path) -> None:
         for line in _commands(out, "gcloud pubsub topics add-iam-policy-binding")
         if " autotagger-uploads " in line
     ]
-    assert "--member=serviceAccount:autotagger-fn@" in publisher
+    assert "--member=serviceAccount:autotagger-fn-upload@" in publisher  # on_upload's alone
     assert "--role=roles/pubsub.publisher" in publisher
     (worker,) = _commands(out, "gcloud functions deploy autotagger-on-message")
     for flag in (
@@ -207,7 +207,8 @@ def test_dry_run_deploys_the_queue_worker_with_dead_letters(tmp_path) -> None:
         assert f" {flag}" in worker, flag
     (update,) = _commands(out, "gcloud pubsub subscriptions update")
     assert " --dead-letter-topic=autotagger-uploads-dead-letter " in update
-    assert " --max-delivery-attempts=5 " in update
+    assert " --max-delivery-attempts=7 " in update
+    assert " --ack-deadline=600" in update  # longer than on_message's timeout
     for line in _commands(out, "gcloud functions deploy autotagger-on-upload"):
         assert "|WEBHOOK_MODE=queue" in line
     inline = _deploy(tmp_path, DRY_RUN="1")
@@ -351,7 +352,7 @@ def test_a_second_deployment_creates_nothing_and_keeps_the_secret(tmp_path) -> N
     log = calls()
     assert len(commands(log, "firestore", "databases", "create")) == 1
     assert len(commands(log, "firestore", "indexes", "composite", "create")) == 2
-    assert len(commands(log, "iam", "service-accounts", "create")) == 1
+    assert len(commands(log, "iam", "service-accounts", "create")) == 4  # one per function
     assert len(commands(log, "secrets", "create", "autotagger-cloudinary-url")) == 1
     assert len(commands(log, "storage", "buckets", "create")) == 1
     (added,) = [c for c in log if c["args"][:4] == [*CLD_ADD]]
