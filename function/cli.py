@@ -31,7 +31,17 @@ from typing import Any, NoReturn, TextIO
 import requests
 from tqdm import tqdm
 
-from autotagger import cloudinary_client, config, imaging, model, pipeline, store, tagging, webhook
+from autotagger import (
+    cloudinary_client,
+    config,
+    imaging,
+    model,
+    parsing,
+    pipeline,
+    store,
+    tagging,
+    webhook,
+)
 from autotagger.config import Settings
 from autotagger.errors import (
     AutotaggerError,
@@ -121,7 +131,7 @@ def _download(url: str, limit: int, timeout_s: float) -> bytes:
             if response.status_code != 200:
                 raise CliError(f"{url}: download answered HTTP {response.status_code}")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
+            if parsing.is_ascii_int(declared) and int(declared) > limit:
                 raise CliError(f"{url}: {declared} bytes, over MAX_IMAGE_BYTES={limit}")
             chunks, size = [], 0
             for chunk in response.iter_content(64 * 1024):
@@ -619,7 +629,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not parsing.is_ascii_int(raw) or not low <= int(raw) <= high:
             raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}")
         return int(raw)
 
