@@ -38,6 +38,7 @@ from autotagger import (
     config,
     imaging,
     model,
+    parsing,
     pipeline,
     store,
     tagging,
@@ -132,7 +133,7 @@ def _download(url: str, limit: int, timeout_s: float) -> bytes:
             if response.status_code != 200:
                 raise CliError(f"{url}: download answered HTTP {response.status_code}")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
+            if parsing.is_ascii_int(declared) and int(declared) > limit:
                 raise CliError(f"{url}: {declared} bytes, over MAX_IMAGE_BYTES={limit}")
             chunks, size = [], 0
             for chunk in response.iter_content(64 * 1024):
@@ -640,7 +641,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not parsing.is_ascii_int(raw) or not low <= int(raw) <= high:
             raise argparse.ArgumentTypeError(f"must be an integer from {low} to {high}")
         return int(raw)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from autotagger import (
     forward,
     logs,
     page,
+    parsing,
     pipeline,
     queueing,
     store,
@@ -47,7 +47,6 @@ from autotagger.errors import (
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 RESULT_FILTERS = ("asset_id", "public_id", "label", "tag")
-_ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 def _load_settings() -> config.Settings:
@@ -64,7 +63,9 @@ def _load_settings() -> config.Settings:
 
 
 SETTINGS = _load_settings()
-FORWARD_BUDGET = access.ForwardBudget(SETTINGS.forward_budget_per_min)
+FORWARD_BUDGET = access.ForwardBudget(
+    SETTINGS.forward_budget_per_min, per_hour=SETTINGS.forward_budget_per_hour
+)
 
 
 def _json(body: Any, status: int = 200) -> flask.Response:
@@ -179,7 +180,7 @@ def _results_query(args: Any) -> tuple[str | None, str | None, int]:
     if unknown:
         raise BadRequest(f"unknown parameter(s): {', '.join(unknown)}")
     raw_limit = args.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not parsing.is_ascii_int(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
     given = [name for name in RESULT_FILTERS if name in args]
     if len(given) > 1:
@@ -190,8 +191,8 @@ def _results_query(args: Any) -> tuple[str | None, str | None, int]:
     value = args.get(field, "")
     if not value or len(value) > 1024:
         raise BadRequest(f"{field} must be 1 to 1024 characters")
-    if field == "asset_id" and not _ASSET_ID_RE.match(value):
-        raise BadRequest("asset_id must be letters, digits, _ or -")
+    if field == "asset_id" and not parsing.is_document_id(value):
+        raise BadRequest("asset_id must be 1 to 128 letters, digits, _ or - (not __...__)")
     return field, value, int(raw_limit)
 
 
@@ -226,4 +227,6 @@ def results(request: flask.Request) -> flask.Response:
     else:
         documents = store.query(SETTINGS, field, value, limit)
     items = [pipeline.to_public(doc) for doc in documents]
+    if not access.is_authorized(request.headers.get("Authorization"), SETTINGS):
+        items = [access.redact(item) for item in items]
     return _json({"results": items, "count": len(items)})

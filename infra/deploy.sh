@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploy autotagger to Google Cloud: APIs, Firestore (+ indexes), the CLOUDINARY_URL secret, the
-# model artifact in Cloud Storage, a service account, and the two gen2 HTTP functions.
+# model artifact in Cloud Storage, one service account per function (least privilege), the two
+# gen2 HTTP functions and the queue worker.
 #
 # Idempotent: every resource is looked up first and only created when missing; deploys and IAM
 # bindings converge to the same state; a secret version is added only when the value changed.
@@ -26,7 +27,9 @@ Environment (defaults in brackets):
                         unset: the secret's current version is kept
   SECRET_NAME           Secret Manager secret [autotagger-cloudinary-url]
   CLOUDINARY_UPLOAD_PRESET  the page's unsigned preset (infra/cloudinary_setup.py) [autotagger]
-  SERVICE_ACCOUNT       runtime service account name [autotagger-fn]
+  SERVICE_ACCOUNT       prefix of the service accounts, one per function: -upload (on_upload),
+                        -results, -worker (on_message), -trigger (pushes to on_message)
+                        [autotagger-fn]
   ON_UPLOAD_NAME        [autotagger-on-upload]     RESULTS_NAME  [autotagger-results]
   CONCURRENCY           on_upload requests per instance = gunicorn THREADS [8]
   MIN_INSTANCES         on_upload warm instances (billed while idle) [unset = 0]
@@ -43,6 +46,9 @@ Environment (defaults in brackets):
                         when absent (private only) [autotagger-results-token]
   UPLOAD_MODE, UPLOAD_FOLDER, UPLOAD_ALLOWED_FORMATS, UPLOAD_MAX_BYTES, FORWARD_BUDGET_PER_MIN
                         passed to the functions only when set (README, "Access control")
+  ADMIN_API_QUOTA       the Cloudinary plan's Admin API requests an hour (free 500, paid 2000)
+                        [500]: /forward may spend a fifth of it across MAX_INSTANCES
+  FORWARD_BUDGET_PER_HOUR  per on_upload instance [ADMIN_API_QUOTA / 5 / MAX_INSTANCES, >= 1]
   MODEL_ENGINE          auto | openvino (ships only the IR, 2Gi) | tensorflow [unset = auto]
   MODEL_OPENVINO_HINT   passed to on_upload when set
   ON_UPLOAD_MEMORY      on_upload's memory [2Gi with MODEL_ENGINE=openvino, else 4Gi]
@@ -52,7 +58,8 @@ Environment (defaults in brackets):
   PUBSUB_TOPIC          uploads topic (+ "-dead-letter") [autotagger-uploads]
   ON_MESSAGE_NAME       the queue worker function [autotagger-on-message]
   WORKER_MAX_INSTANCES  on_message instance cap: the spend cap of a backfill [10]
-  MAX_DELIVERY_ATTEMPTS deliveries of a message before the dead-letter topic (5-100) [5]
+  MAX_DELIVERY_ATTEMPTS deliveries of a message before the dead-letter topic (5-100), enough
+                        that the retries outlast CLAIM_TTL_S [7]
   DRY_RUN=1             print the commands instead of running them
 EOF
 }
@@ -82,7 +89,11 @@ MODEL_DIR="${MODEL_DIR:-$ROOT/build/vgg16-imagenet}"
 SECRET_NAME="${SECRET_NAME:-autotagger-cloudinary-url}"
 UPLOAD_PRESET="${CLOUDINARY_UPLOAD_PRESET:-autotagger}"
 SERVICE_ACCOUNT="${SERVICE_ACCOUNT:-autotagger-fn}"
-SA_EMAIL="$SERVICE_ACCOUNT@$PROJECT.iam.gserviceaccount.com"
+sa_email() { printf '%s@%s.iam.gserviceaccount.com' "$SERVICE_ACCOUNT-$1" "$PROJECT"; }
+UPLOAD_SA="$(sa_email upload)"    # on_upload: Firestore, CLOUDINARY_URL, the model, publishes
+RESULTS_SA="$(sa_email results)"  # results: reads Firestore, CLOUDINARY_URL, the access key
+WORKER_SA="$(sa_email worker)"    # on_message: Firestore, CLOUDINARY_URL, the model
+TRIGGER_SA="$(sa_email trigger)"  # the Pub/Sub trigger: may invoke on_message, nothing else
 ON_UPLOAD_NAME="${ON_UPLOAD_NAME:-autotagger-on-upload}"
 RESULTS_NAME="${RESULTS_NAME:-autotagger-results}"
 CONCURRENCY="${CONCURRENCY:-8}"
@@ -140,6 +151,14 @@ step() { printf '\n== %s\n' "$*"; }
 [[ "$MAX_INSTANCES" =~ ^[1-9][0-9]*$ ]] || die "MAX_INSTANCES must be a positive integer"
 [[ -z "${MIN_INSTANCES:-}" || "$MIN_INSTANCES" =~ ^[0-9]+$ ]] ||
   die "MIN_INSTANCES must be a non-negative integer"
+# Service account ids are 6-30 characters: letters, digits and hyphens.
+[[ "$SERVICE_ACCOUNT-results" =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+  die "SERVICE_ACCOUNT must be a lowercase id of at most 22 characters (suffixes are added)"
+# A claim must outlive the longest delivery (on_message's timeout), or a live one is taken over.
+WORKER_TIMEOUT_S=300
+CLAIM_TTL="${CLAIM_TTL_S:-330}"
+[[ "$CLAIM_TTL" =~ ^[0-9]+$ && $CLAIM_TTL -gt $WORKER_TIMEOUT_S ]] ||
+  die "CLAIM_TTL_S must be more than on_message's timeout ($WORKER_TIMEOUT_S s)"
 if [[ -n "${CLOUDINARY_URL:-}" && "$CLOUDINARY_URL" != cloudinary://* ]]; then
   die "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
 fi
@@ -171,8 +190,15 @@ RESULTS_ACCESS="${RESULTS_ACCESS:-private}"
 TOKEN_SECRET_NAME="${TOKEN_SECRET_NAME:-autotagger-results-token}"
 [[ "$RESULTS_ACCESS" == private || "$RESULTS_ACCESS" == public ]] ||
   die "RESULTS_ACCESS must be private or public (public only for a public demo)"
+# The forward's hourly Admin API budget: across MAX_INSTANCES, a fifth of the plan's quota.
+ADMIN_API_QUOTA="${ADMIN_API_QUOTA:-500}"
+[[ "$ADMIN_API_QUOTA" =~ ^[1-9][0-9]*$ ]] || die "ADMIN_API_QUOTA must be a positive integer"
+if [[ -z "${FORWARD_BUDGET_PER_HOUR:-}" ]]; then
+  FORWARD_BUDGET_PER_HOUR=$((ADMIN_API_QUOTA / 5 / MAX_INSTANCES))
+  [[ $FORWARD_BUDGET_PER_HOUR -ge 1 ]] || FORWARD_BUDGET_PER_HOUR=1
+fi
 ACCESS_PASS_THROUGH=(UPLOAD_MODE UPLOAD_FOLDER UPLOAD_ALLOWED_FORMATS UPLOAD_MAX_BYTES
-  FORWARD_BUDGET_PER_MIN)
+  FORWARD_BUDGET_PER_MIN FORWARD_BUDGET_PER_HOUR)
 access_env="|RESULTS_ACCESS=$RESULTS_ACCESS"
 upload_mode="${UPLOAD_MODE:-$([[ "$RESULTS_ACCESS" == public ]] && echo unsigned || echo signed)}"
 for name in "${ACCESS_PASS_THROUGH[@]}"; do
@@ -296,14 +322,25 @@ while IFS=$'\t' read -r -a parts; do
 done < <(index_lines)
 [[ $index_count -gt 0 ]] || die "no indexes found in infra/firestore.indexes.json"
 
-# --- service account ---------------------------------------------------------------------------
-step "service account $SA_EMAIL"
-if ! exists gcloud iam service-accounts describe "$SA_EMAIL" --project="$PROJECT"; then
-  run gcloud iam service-accounts create "$SERVICE_ACCOUNT" \
-    --display-name="autotagger functions" --project="$PROJECT"
-fi
-run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$SA_EMAIL" \
-  --role=roles/datastore.user --condition=None --format=none
+# --- service accounts --------------------------------------------------------------------------
+# One per function, each granted only what its function needs (below, next to each resource).
+# Firestore access is conditioned to this one database; the page (results) only reads it.
+step "service accounts $SERVICE_ACCOUNT-{upload,results,worker,trigger}"
+for role_of in upload:"autotagger on_upload" results:"autotagger results (the page)" \
+  worker:"autotagger on_message (queue worker)" trigger:"autotagger Pub/Sub trigger"; do
+  suffix="${role_of%%:*}"
+  if ! exists gcloud iam service-accounts describe "$(sa_email "$suffix")" --project="$PROJECT"; then
+    run gcloud iam service-accounts create "$SERVICE_ACCOUNT-$suffix" \
+      --display-name="${role_of#*:}" --project="$PROJECT"
+  fi
+done
+database_only="expression=resource.name==\"projects/$PROJECT/databases/$FIRESTORE_DATABASE\""
+database_only+=",title=autotagger-$FIRESTORE_DATABASE,description=only the autotagger database"
+for grant in "$UPLOAD_SA:roles/datastore.user" "$WORKER_SA:roles/datastore.user" \
+  "$RESULTS_SA:roles/datastore.viewer"; do
+  run gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:${grant%%:*}" \
+    --role="${grant#*:}" --condition="$database_only" --format=none
+done
 
 # --- secret ------------------------------------------------------------------------------------
 step "secret $SECRET_NAME"
@@ -334,8 +371,10 @@ elif ! is_dry; then
     >/dev/null 2>&1 || die "the secret has no version yet: set CLOUDINARY_URL"
   echo "CLOUDINARY_URL is not set: keeping the secret's latest version"
 fi
-run gcloud secrets add-iam-policy-binding "$SECRET_NAME" --member="serviceAccount:$SA_EMAIL" \
-  --role=roles/secretmanager.secretAccessor --project="$PROJECT" --format=none
+for account in "$UPLOAD_SA" "$RESULTS_SA" "$WORKER_SA"; do
+  run gcloud secrets add-iam-policy-binding "$SECRET_NAME" --member="serviceAccount:$account" \
+    --role=roles/secretmanager.secretAccessor --project="$PROJECT" --format=none
+done
 
 # --- access key of results (issue 10) ----------------------------------------------------------
 # RESULTS_ACCESS=private: listings and upload signatures need a Bearer token, kept in Secret
@@ -365,7 +404,7 @@ if [[ "$RESULTS_ACCESS" == private ]]; then
     echo "access key created (a random value)"
   fi
   run gcloud secrets add-iam-policy-binding "$TOKEN_SECRET_NAME" \
-    --member="serviceAccount:$SA_EMAIL" --role=roles/secretmanager.secretAccessor \
+    --member="serviceAccount:$RESULTS_SA" --role=roles/secretmanager.secretAccessor \
     --project="$PROJECT" --format=none
   token_secret=",RESULTS_TOKEN=$TOKEN_SECRET_NAME:latest"
 fi
@@ -383,9 +422,11 @@ if [[ -n "$UPLOAD_MODEL" ]]; then
   run gcloud storage rsync "$MODEL_DIR" "$MODEL_WEIGHTS" --recursive \
     --delete-unmatched-destination-objects "${MODEL_SYNC_FLAGS[@]}" --project="$PROJECT"
 fi
-run gcloud storage buckets add-iam-policy-binding "gs://$MODEL_BUCKET" \
-  --member="serviceAccount:$SA_EMAIL" --role=roles/storage.objectViewer \
-  --project="$PROJECT" --format=none
+for account in "$UPLOAD_SA" "$WORKER_SA"; do
+  run gcloud storage buckets add-iam-policy-binding "gs://$MODEL_BUCKET" \
+    --member="serviceAccount:$account" --role=roles/storage.objectViewer \
+    --project="$PROJECT" --format=none
+done
 
 # --- Pub/Sub queue (1/2): topics, dead-letter subscription, publisher ----------------------------
 # Created before the functions, so on_upload in queue mode can publish from its first request.
@@ -393,12 +434,23 @@ PUBSUB_TOPIC="${PUBSUB_TOPIC:-autotagger-uploads}"
 DEAD_LETTER_TOPIC="$PUBSUB_TOPIC-dead-letter"
 ON_MESSAGE_NAME="${ON_MESSAGE_NAME:-autotagger-on-message}"
 WORKER_MAX_INSTANCES="${WORKER_MAX_INSTANCES:-10}"
-MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-5}"
+MAX_DELIVERY_ATTEMPTS="${MAX_DELIVERY_ATTEMPTS:-7}"
 [[ "${WEBHOOK_MODE:-inline}" =~ ^(inline|queue)$ ]] || die "WEBHOOK_MODE must be inline or queue"
 [[ "$WORKER_MAX_INSTANCES" =~ ^[1-9][0-9]*$ ]] ||
   die "WORKER_MAX_INSTANCES must be a positive integer"
 [[ "$MAX_DELIVERY_ATTEMPTS" =~ ^[0-9]+$ && $MAX_DELIVERY_ATTEMPTS -ge 5 &&
   $MAX_DELIVERY_ATTEMPTS -le 100 ]] || die "MAX_DELIVERY_ATTEMPTS must be 5 to 100"
+# A redelivery of the same message continues its crashed claim at once; another message of the
+# same asset waits for the claim to expire, so the retries (backoff from 10 s, roughly doubling,
+# at most 600 s) must last longer than CLAIM_TTL_S.
+retry_window=0
+delay=10
+for ((attempt = 1; attempt < MAX_DELIVERY_ATTEMPTS; attempt++)); do
+  retry_window=$((retry_window + delay))
+  delay=$((delay * 2 > 600 ? 600 : delay * 2))
+done
+[[ $retry_window -gt $CLAIM_TTL ]] || die "MAX_DELIVERY_ATTEMPTS=$MAX_DELIVERY_ATTEMPTS retries" \
+  "for about $retry_window s, not longer than CLAIM_TTL_S=$CLAIM_TTL s: raise it"
 step "Pub/Sub topics $PUBSUB_TOPIC and $DEAD_LETTER_TOPIC"
 for topic in "$PUBSUB_TOPIC" "$DEAD_LETTER_TOPIC"; do
   if ! exists gcloud pubsub topics describe "$topic" --project="$PROJECT"; then
@@ -410,10 +462,10 @@ if ! exists gcloud pubsub subscriptions describe "$DEAD_LETTER_TOPIC" --project=
   run gcloud pubsub subscriptions create "$DEAD_LETTER_TOPIC" --topic="$DEAD_LETTER_TOPIC" \
     --message-retention-duration=7d --project="$PROJECT"
 fi
-# Only the functions' own service account may publish uploads (a topic-level grant; grant no
+# Only on_upload's service account may publish uploads (a topic-level grant; grant no
 # project-wide pubsub.publisher to anyone else).
 run gcloud pubsub topics add-iam-policy-binding "$PUBSUB_TOPIC" \
-  --member="serviceAccount:$SA_EMAIL" --role=roles/pubsub.publisher --project="$PROJECT" \
+  --member="serviceAccount:$UPLOAD_SA" --role=roles/pubsub.publisher --project="$PROJECT" \
   --format=none
 
 # --- functions ---------------------------------------------------------------------------------
@@ -455,7 +507,7 @@ deploy_on_upload() {
   # "^|^" makes "|" the list delimiter, so values may contain commas (gcloud topic escaping).
   run gcloud functions deploy "$ON_UPLOAD_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
     --runtime=python311 --source="$ON_UPLOAD_SOURCE" --entry-point=on_upload --trigger-http \
-    --allow-unauthenticated --service-account="$SA_EMAIL" --memory="$ON_UPLOAD_MEMORY" --cpu=2 \
+    --allow-unauthenticated --service-account="$UPLOAD_SA" --memory="$ON_UPLOAD_MEMORY" --cpu=2 \
     --concurrency="$CONCURRENCY" --timeout=120s "${scaling[@]}" \
     --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" --set-env-vars="^|^$env"
 }
@@ -470,7 +522,7 @@ results_env="$common_env|CLOUDINARY_UPLOAD_PRESET=$UPLOAD_PRESET|TAG_PREFIX=${TA
 results_env+="|ON_UPLOAD_URL=${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
 run gcloud functions deploy "$RESULTS_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
   --runtime=python311 --source="$ROOT/function" --entry-point=results --trigger-http \
-  --allow-unauthenticated --service-account="$SA_EMAIL" --memory=512Mi --timeout=30s \
+  --allow-unauthenticated --service-account="$RESULTS_SA" --memory=512Mi --timeout=30s \
   --max-instances="$MAX_INSTANCES" \
   --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest$token_secret" \
   --set-env-vars="^|^$results_env$access_env"
@@ -489,13 +541,14 @@ fi
 step "function $ON_MESSAGE_NAME (entry point on_message, trigger topic $PUBSUB_TOPIC)"
 run gcloud functions deploy "$ON_MESSAGE_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
   --runtime=python311 --source="$ROOT/function" --entry-point=on_message \
-  --trigger-topic="$PUBSUB_TOPIC" --retry --trigger-service-account="$SA_EMAIL" \
-  --no-allow-unauthenticated --service-account="$SA_EMAIL" --memory=4Gi --cpu=2 \
-  --concurrency="$CONCURRENCY" --timeout=300s --max-instances="$WORKER_MAX_INSTANCES" \
+  --trigger-topic="$PUBSUB_TOPIC" --retry --trigger-service-account="$TRIGGER_SA" \
+  --no-allow-unauthenticated --service-account="$WORKER_SA" --memory=4Gi --cpu=2 \
+  --concurrency="$CONCURRENCY" --timeout="${WORKER_TIMEOUT_S}s" \
+  --max-instances="$WORKER_MAX_INSTANCES" \
   --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" --set-env-vars="^|^$upload_env"
-# The trigger pushes as the service account: it may invoke on_message, nothing else may.
+# The trigger pushes as its own service account: it may invoke on_message, nothing else may.
 run gcloud functions add-invoker-policy-binding "$ON_MESSAGE_NAME" --region="$REGION" \
-  --member="serviceAccount:$SA_EMAIL" --project="$PROJECT"
+  --member="serviceAccount:$TRIGGER_SA" --project="$PROJECT"
 if is_dry; then
   project_number="PROJECT_NUMBER"
   trigger_subscription="eventarc-$REGION-$ON_MESSAGE_NAME-000000-sub-000"
@@ -514,7 +567,7 @@ pubsub_agent="service-$project_number@gcp-sa-pubsub.iam.gserviceaccount.com"
 step "subscription ${trigger_subscription##*/}: dead letters after $MAX_DELIVERY_ATTEMPTS attempts"
 run gcloud pubsub subscriptions update "${trigger_subscription##*/}" --project="$PROJECT" \
   --dead-letter-topic="$DEAD_LETTER_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" \
-  --min-retry-delay=10s --max-retry-delay=600s
+  --min-retry-delay=10s --max-retry-delay=600s --ack-deadline=600
 # Pub/Sub's own service agent forwards dead letters: it must publish to the dead-letter topic and
 # acknowledge on the trigger's subscription.
 run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" \

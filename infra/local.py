@@ -303,6 +303,9 @@ def run() -> int:
     # The page forwards the widget's signed result to on_upload (no tunnel needed locally).
     env.setdefault("ON_UPLOAD_URL", f"http://127.0.0.1:{ON_UPLOAD_PORT}")
     env.setdefault("ALLOWED_ORIGINS", f"http://127.0.0.1:{RESULTS_PORT}")
+    # One instance spends the whole forward budget: a fifth of a free plan's 500 lookups an hour
+    # (without a public webhook URL, the forward is how uploads get classified).
+    env.setdefault("FORWARD_BUDGET_PER_HOUR", "100")
     if not env.get("RESULTS_ACCESS"):  # loopback only: anyone who can reach it is on this machine
         env["RESULTS_ACCESS"] = "public"
         print("RESULTS_ACCESS=public on loopback: listings need no key (deploys are private)")

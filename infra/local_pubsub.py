@@ -24,7 +24,8 @@ from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 DEFAULT_TOPIC = "autotagger-uploads"
 DEFAULT_PROJECT = "demo-autotagger"
 MAX_DELIVERY_ATTEMPTS = 5
-ACK_DEADLINE_S = 120  # longer than one classification under load (the function's timeout)
+ACK_DEADLINE_S = 600  # as deployed: longer than on_message's timeout, so a redelivery means the
+# earlier delivery is over (it then continues its claim: autotagger/queueing.py)
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,8 @@ def base_env(
             monkeypatch.delenv(key)
         if key in {"RESULTS_TOKEN", "UPLOAD_MODE", "UPLOAD_FOLDER", "FORWARD_BUDGET_PER_MIN"}:
             monkeypatch.delenv(key)
+        if key in {"FORWARD_BUDGET_PER_HOUR", "CLAIM_TTL_S"}:
+            monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

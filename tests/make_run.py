@@ -78,6 +78,20 @@ class MakeRun:
                 continue
         return alive
 
+    def listening(self) -> list[tuple[str, int, str]]:
+        """Every socket `make run` and the processes it started listen on: (ip, port, name)."""
+        found = []
+        for process in [psutil.Process(self.process.pid), *self.descendants]:
+            try:
+                connections = process.net_connections(kind="inet")
+                name = process.name()
+            except psutil.NoSuchProcess:
+                continue
+            for connection in connections:
+                if connection.status == psutil.CONN_LISTEN:
+                    found.append((connection.laddr.ip, connection.laddr.port, name))
+        return sorted(set(found))
+
     def busy_ports(self) -> list[int]:
         """make run's ports that something still listens on."""
         busy = []

@@ -39,7 +39,7 @@ PASS_THROUGH = {
     "MAX_IMAGE_BYTES": "20000000",
     "MAX_IMAGE_PIXELS": "50000000",
     "DOWNLOAD_TIMEOUT_S": "15",
-    "CLAIM_TTL_S": "300",
+    "CLAIM_TTL_S": "360",
     "VIDEO_FRAMES": "4",
     "MAX_VIDEO_SECONDS": "600",
     "CONCEPT_THRESHOLD": "0.6",
@@ -76,6 +76,8 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "UPLOAD_ALLOWED_FORMATS": "jpg,png,mp4",
         "UPLOAD_MAX_BYTES": "10000000",
         "FORWARD_BUDGET_PER_MIN": "20",
+        "FORWARD_BUDGET_PER_HOUR": "30",
+        "ADMIN_API_QUOTA": "2000",
         # the Pub/Sub queue
         "WEBHOOK_MODE": "queue",
         "PUBSUB_TOPIC": "tagger-uploads",

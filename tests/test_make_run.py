@@ -4,6 +4,7 @@ Cloudinary. The browser loop on `make run` is tests/e2e/test_make_run_page.py.""
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import re
 import socket
@@ -35,6 +36,7 @@ def test_ctrl_c_stops_every_process_with_a_browser_connection_open(model_dir: Pa
         names = {p.name() for p in run.descendants}
         if local.firestore_emulator_choice() == "official":
             assert "java" in names  # the official emulator's JVM is among what must stop
+        _assert_loopback_only(run)
 
         seconds = run.interrupt()
         print(f"make run: Ctrl-C to every process gone: {seconds:.2f} s")
@@ -44,6 +46,39 @@ def test_ctrl_c_stops_every_process_with_a_browser_connection_open(model_dir: Pa
     finally:
         connection.close()
         preconnected.close()
+        if run.process.poll() is None or run.leftovers():
+            run.kill()
+
+
+def _is_loopback(ip: str) -> bool:
+    """127.0.0.0/8 or ::1, also as an IPv4-mapped IPv6 address (how a JVM reports 127.0.0.1)."""
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def _assert_loopback_only(run: make_run.MakeRun) -> None:
+    """Every socket make run's processes listen on is on loopback, and the known ones are there."""
+    sockets = run.listening()
+    print(f"make run listens on: {sockets}")
+    ports = {port for _, port, _ in sockets}
+    for name in ("results", "on_upload", "cloudinary", "firestore"):
+        if name in run.ports:
+            assert run.ports[name] in ports, (name, sockets)
+    outside = [s for s in sockets if not _is_loopback(s[0])]
+    assert outside == [], f"listening beyond loopback: {outside}"
+
+
+def test_the_npm_emulator_and_everything_else_listen_on_loopback_only(model_dir: Path) -> None:
+    """The npm Firestore emulator (the fallback without gcloud) binds loopback, not 0.0.0.0."""
+    run = make_run.start(MODEL_WEIGHTS=str(model_dir), FIRESTORE_EMULATOR="npm")
+    try:
+        assert "the npm one" in run.log
+        _assert_loopback_only(run)
+        assert any(name == "node" for _, _, name in run.listening())
+        run.interrupt()
+        assert run.leftovers() == []
+    finally:
         if run.process.poll() is None or run.leftovers():
             run.kill()
 

@@ -10,8 +10,13 @@
   for what we pin: our signed preset (which carries the allowed formats and the size cap), our
   folder, a fresh timestamp; formats or a size cap in the request must lie within ours, and any
   other parameter (eager transformations, notification URLs, public ids, ...) is refused.
-- `ForwardBudget`: Admin API calls the page's forward path may make per minute on one instance,
-  so a flood of signed forwards cannot spend the hourly quota backfill and webhooks need.
+- `redact`: an answer without the access key (the open `?asset_id=` lookup, public listings)
+  shows no delivery URL that is a capability (a `private` or `authenticated` asset's, or any
+  signed one) and no raw exception text in `error`.
+- `ForwardBudget`: Admin API calls the page's forward path may make on one instance, per minute
+  and per hour (FORWARD_BUDGET_PER_MIN, FORWARD_BUDGET_PER_HOUR), so a flood of signed forwards
+  cannot spend the account's hourly quota that backfill and webhooks need: the hourly budget
+  times the instance cap stays a fraction of the plan's quota (README, "Access control").
 
 The token is a secret: it is never logged, never part of an error message, never sent to the
 browser (the page keeps the key a person types in sessionStorage and sends it as the header).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -29,6 +35,7 @@ from typing import Any
 
 import cloudinary.utils
 
+from autotagger import parsing
 from autotagger.config import Settings
 from autotagger.errors import BadRequest, BearerRequired, ConfigError, NotFound, TooManyRequests
 
@@ -46,6 +53,10 @@ _CREDENTIAL_PARAMS = frozenset(
     {"token", "access_token", "access_key", "key", "api_key", "auth", "authorization", "bearer"}
 )
 _FILTERS = ("public_id", "label", "tag")
+# Delivery types whose URL is a capability (Cloudinary serves them only with a signature/token).
+CAPABILITY_TYPES = frozenset({"private", "authenticated"})
+_SIGNED_URL = re.compile(r"/s--[A-Za-z0-9_-]+--/")
+_TRANSIENT_ERROR = "a temporary failure (the upload is retried)"
 
 
 # -- the Bearer token ----------------------------------------------------------------------------
@@ -112,6 +123,38 @@ def check_listing(args: Mapping[str, Any], authorization: str | None, settings: 
         require_token(authorization, settings, "listing results")
 
 
+def is_authorized(authorization: str | None, settings: Settings) -> bool:
+    """True when the request carries RESULTS_TOKEN (it may see everything)."""
+    given = bearer(authorization)
+    return given is not None and token_matches(given, settings)
+
+
+def public_error(error: str) -> str:
+    """A stored failure reason without exception text: our own sentence up to its first ": "
+    (what follows is a library's message, a URL or a server's answer)."""
+    if error.startswith("transient:"):
+        return _TRANSIENT_ERROR
+    return error.split(": ", 1)[0][:200]
+
+
+def redact(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` (a public view) as an answer without the access key may show it."""
+    out = dict(record)
+    url = out.get("secure_url")
+    if out.get("type") in CAPABILITY_TYPES or (isinstance(url, str) and _SIGNED_URL.search(url)):
+        out.pop("secure_url", None)
+    if isinstance(out.get("error"), str):
+        out["error"] = public_error(out["error"])
+    if isinstance(out.get("frames"), list):
+        out["frames"] = [
+            {**frame, "error": public_error(frame["error"])}
+            if isinstance(frame, dict) and isinstance(frame.get("error"), str)
+            else frame
+            for frame in out["frames"]
+        ]
+    return out
+
+
 # -- signed uploads ------------------------------------------------------------------------------
 
 
@@ -123,7 +166,7 @@ def _scalar(name: str, value: Any) -> str:
 
 def _timestamp(value: Any, now: float) -> None:
     text = _scalar("timestamp", value)
-    if not text.isdigit():
+    if not parsing.is_ascii_int(text):
         raise BadRequest("params_to_sign.timestamp must be unix seconds")
     if not now - MAX_TIMESTAMP_AGE_S <= int(text) <= now + MAX_TIMESTAMP_SKEW_S:
         raise BadRequest("params_to_sign.timestamp is not current: check this device's clock")
@@ -162,7 +205,7 @@ def pinned_params(payload: Mapping[str, Any], settings: Settings, now: float) ->
         _formats(params["allowed_formats"], settings)
     if "max_file_size" in params:
         size = _scalar("max_file_size", params["max_file_size"])
-        if not size.isdigit() or not 0 < int(size) <= settings.upload_max_bytes:
+        if not parsing.is_ascii_int(size) or not 0 < int(size) <= settings.upload_max_bytes:
             raise BadRequest(f"max_file_size must be at most {settings.upload_max_bytes}")
     return dict(params)
 
@@ -206,12 +249,20 @@ def page_config(settings: Settings) -> dict[str, Any]:
 
 
 class ForwardBudget:
-    """At most `per_minute` Admin API calls in any 60-second window, on this instance."""
+    """At most `per_minute` Admin API calls in any 60-second window and `per_hour` in any hour,
+    on this instance."""
 
     WINDOW_S = 60.0
+    HOUR_S = 3600.0
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        per_hour: int | None = None,
+    ) -> None:
         self.per_minute = per_minute
+        self.per_hour = per_hour if per_hour is not None else per_minute * 60
         self._clock = clock
         self._spent: deque[float] = deque()
         self._lock = threading.Lock()
@@ -220,13 +271,19 @@ class ForwardBudget:
         """Count one call, or raise TooManyRequests (429, Retry-After) when the budget is spent."""
         with self._lock:
             now = self._clock()
-            while self._spent and self._spent[0] <= now - self.WINDOW_S:
+            while self._spent and self._spent[0] <= now - self.HOUR_S:
                 self._spent.popleft()
-            if len(self._spent) >= self.per_minute:
-                retry_after = math.ceil(self._spent[0] + self.WINDOW_S - now)
-                raise TooManyRequests(
-                    f"forward budget spent ({self.per_minute} Admin API calls a minute on this "
-                    "instance): the webhook still classifies the upload; retry later",
-                    retry_after,
-                )
+            last_minute = [t for t in self._spent if t > now - self.WINDOW_S]
+            if len(last_minute) >= self.per_minute:
+                self._refuse(f"{self.per_minute} a minute", last_minute[0] + self.WINDOW_S - now)
+            if len(self._spent) >= self.per_hour:
+                self._refuse(f"{self.per_hour} an hour", self._spent[0] + self.HOUR_S - now)
             self._spent.append(now)
+
+    @staticmethod
+    def _refuse(budget: str, retry_after_s: float) -> None:
+        raise TooManyRequests(
+            f"forward budget spent ({budget} Admin API calls on this instance): the webhook "
+            "still classifies the upload; retry later",
+            math.ceil(retry_after_s),
+        )

@@ -16,7 +16,7 @@ import cloudinary.uploader
 import requests
 from requests.adapters import HTTPAdapter
 
-from autotagger import logs
+from autotagger import logs, parsing
 from autotagger.config import CloudinaryAccount, Settings, is_loopback
 from autotagger.errors import ConfigError, ImageError, RateLimitExceeded, TransientError
 from autotagger.retry import with_retries
@@ -99,7 +99,7 @@ def _download_once(url: str, settings: Settings) -> bytes:
                 suffix = f": {detail[:200]}" if detail else ""
                 raise ImageError(f"download answered HTTP {response.status_code}{suffix}")
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > settings.max_image_bytes:
+            if parsing.is_ascii_int(declared) and int(declared) > settings.max_image_bytes:
                 raise ImageError(
                     f"image is {declared} bytes, over MAX_IMAGE_BYTES={settings.max_image_bytes}"
                 )

@@ -26,6 +26,15 @@ _PRESET_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
 # Pub/Sub's resource-name rule: a letter, then 2-254 of letters, digits and -_.~+%.
 _TOPIC_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 WEBHOOK_MODES = ("inline", "queue")
+# Decoding needs up to 4 bytes a pixel at full size (PNG, TIFF, WebP: only JPEG decodes reduced),
+# so 50 MP is 200 MB a decode (imaging.py bounds how many run at once).
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+# Just above the longest function timeout (on_message's 300 s, infra/deploy.sh): no delivery
+# runs longer, so an older claim is a crashed one.
+DEFAULT_CLAIM_TTL_S = 330
+# Admin API lookups /forward may make an hour on one instance: 10 x MAX_INSTANCES (10) = 100 an
+# hour, a fifth of a free plan's 500 (infra/deploy.sh derives it from MAX_INSTANCES).
+DEFAULT_FORWARD_BUDGET_PER_HOUR = 10
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class Settings:
     )
     upload_max_bytes: int = 25 * 1024 * 1024
     forward_budget_per_min: int = 10
+    forward_budget_per_hour: int = 10
     # OpenVINO engine (issue 14): which engine serves fp32, and OpenVINO's performance hint.
     model_engine: str = "auto"
     model_openvino_hint: str = "latency"
@@ -327,9 +337,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_max_age_s=_int(env, "WEBHOOK_MAX_AGE_S", 7200, 1, 7 * 86400),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 256 * 1024, 1024, 32 * 1024 * 1024),
         max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 25 * 1024 * 1024, 1024, 1024**3),
-        max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", 100_000_000, 1, 1_000_000_000),
+        max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS, 1, 1_000_000_000),
         download_timeout_s=_float(env, "DOWNLOAD_TIMEOUT_S", 15.0, 0.1, 300.0),
-        claim_ttl_s=_int(env, "CLAIM_TTL_S", 600, 10, 86400),
+        claim_ttl_s=_int(env, "CLAIM_TTL_S", DEFAULT_CLAIM_TTL_S, 10, 86400),
         log_level=log_level,
         upload_preset=_upload_preset(env.get("CLOUDINARY_UPLOAD_PRESET", "")),
         on_upload_url=_on_upload_url(env.get("ON_UPLOAD_URL", "")),
@@ -356,6 +366,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             1024**3,
         ),
         forward_budget_per_min=_int(env, "FORWARD_BUDGET_PER_MIN", 10, 1, 10_000),
+        forward_budget_per_hour=_int(
+            env, "FORWARD_BUDGET_PER_HOUR", DEFAULT_FORWARD_BUDGET_PER_HOUR, 1, 100_000
+        ),
         # OpenVINO engine (issue 14)
         model_engine=_model_engine(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
         model_openvino_hint=_choice(env, "MODEL_OPENVINO_HINT", ("latency", "throughput")),

@@ -18,9 +18,9 @@ from typing import Any
 
 import cloudinary.utils
 
-from autotagger import access, cloudinary_client, logs, pipeline, store, webhook
+from autotagger import access, cloudinary_client, logs, parsing, pipeline, store, webhook
 from autotagger.config import CloudinaryAccount, Settings
-from autotagger.errors import BadRequest, ImageError, Unauthorized
+from autotagger.errors import BadRequest, ImageError, InProgress, Unauthorized
 
 FORWARD_PATH = "/forward"
 _DELIVERY_TYPE_RE = re.compile(r"^[a-z_]{1,32}$")
@@ -52,7 +52,7 @@ def _text(payload: dict[str, Any], name: str, default: str) -> str:
 
 
 def _version(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if parsing.is_ascii_int(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 10**12:
         raise BadRequest("forward field 'version' must be a positive integer")
@@ -105,14 +105,28 @@ def verify(forward: Forward, account: CloudinaryAccount) -> None:
         raise Unauthorized("signature does not match")
 
 
-def _already_classified(forward: Forward, settings: Settings) -> dict[str, Any] | None:
-    """The final record of exactly this signed (public_id, version), if one is stored."""
+def _from_store(forward: Forward, settings: Settings) -> dict[str, Any] | None:
+    """The answer the store already has for this signed (public_id, version), if any, so the
+    Admin API (a small hourly quota) is asked only about a version the store has never seen:
+
+    - a newer version is stored: this one is superseded (an overwritten upload's replay);
+    - this version is final: its record (a replay, or the webhook was first);
+    - this version holds a live claim: InProgress (409; the webhook is classifying it).
+    """
+    at = store.now()
     for record in store.query(settings, "public_id", forward.public_id, 5):
-        if (
-            record.get("version") == forward.version
-            and record.get("status") in store.FINAL_STATUSES
-        ):
-            return record
+        if (record.get("resource_type") or "image") != forward.resource_type:
+            continue
+        version = record.get("version")
+        if not isinstance(version, int) or version < forward.version:
+            continue
+        if version > forward.version:
+            reason = f"version {forward.version} superseded by {version}"
+            return {"status": "ignored", "reason": reason, "public_id": forward.public_id}
+        if record.get("status") in store.FINAL_STATUSES:
+            return {**pipeline.to_public(record), "duplicate": True}
+        if store.is_live_claim(record, at):
+            raise InProgress(f"asset {forward.public_id!r} version {version} is being classified")
     return None
 
 
@@ -125,8 +139,9 @@ def handle(
 ) -> Any:
     """Verify, fetch the trusted resource, then classify it exactly like a webhook delivery.
 
-    A signed (public_id, version) that is already classified answers from the store, so replays
-    cost no Admin API call (its hourly quota is small); the others spend `budget` (429 when spent).
+    What the store already knows answers without the Admin API (`_from_store`): replays, the
+    page's forward of an upload the webhook has claimed or classified, overwritten versions.
+    Only a version the store has never seen spends `budget` (429 when spent).
     """
     forward = parse_forward(payload)
     verify(forward, account)
@@ -134,9 +149,9 @@ def handle(
         reason = f"resource_type {forward.resource_type!r} is not an image or a video"
         logs.info("forward ignored", reason=reason, public_id=forward.public_id)
         return {"status": "ignored", "reason": reason}
-    known = _already_classified(forward, settings)
-    if known is not None:  # the webhook was first (or a replay): no Admin API call needed
-        return {**pipeline.to_public(known), "duplicate": True}
+    known = _from_store(forward, settings)
+    if known is not None:
+        return known
     if budget is not None:
         budget.spend()
     try:

@@ -6,14 +6,24 @@ scaling). We do the same with one documented deviation: the resize is bilinear w
 antialiasing (Keras's `load_img` defaults to nearest), and JPEGs are first decoded at a reduced
 scale with `Image.draft()`, which is Pillow's DCT-domain downscale, so big photos are never fully
 decoded. `tests/test_parity.py` checks the rest is identical to Keras.
+
+Memory: other formats (PNG, TIFF, WebP, ...) decode at full size, at most 4 bytes a pixel
+(`MAX_IMAGE_PIXELS` caps the pixels, checked from the header). The full-size image is reduced
+(`Image.reduce`, a box filter, to no less than twice the model's input) before any conversion,
+and freed before the next step, so mode conversions, alpha flattening and EXIF rotation work on
+a small image; at most `MAX_FULL_DECODES` such decodes run at once. One decode's peak is then
+about 4 bytes x MAX_IMAGE_PIXELS, the process's about MAX_FULL_DECODES times that (README,
+"Limits").
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
 from autotagger.errors import ImageError
 
@@ -21,6 +31,29 @@ INPUT_SIZE = (224, 224)
 # ImageNet channel means in BGR order, as keras.applications.imagenet_utils uses for "caffe".
 BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+# Decodes of more pixels than this (16 MB at 4 bytes a pixel) take a slot of MAX_FULL_DECODES.
+FULL_DECODE_PIXELS = 4_000_000
+MAX_FULL_DECODES = 2
+STRIP_PIXELS = 1_000_000  # the rows of an alpha image reduced at once (`_reduce_in_strips`)
+_full_decodes = threading.BoundedSemaphore(MAX_FULL_DECODES)
+# EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = {
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_270,
+}
+_REDUCIBLE_MODES = {"L", "LA", "La", "PA", "RGB", "RGBA", "RGBa", "CMYK", "YCbCr", "I", "F"}
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 # Pillow's own bomb check (a warning at 89 MP) is replaced by MAX_IMAGE_PIXELS, checked in
@@ -73,6 +106,53 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
+def _reduce(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` box-filtered down by whole factors to no less than twice `size` (itself when it
+    is already that small): Pillow's `reduce` where the mode has it, else a BOX resize (16-bit
+    grey; palette and bilevel images, which Pillow resizes by nearest neighbour)."""
+    factors = (max(1, image.width // (2 * size[0])), max(1, image.height // (2 * size[1])))
+    if factors == (1, 1):
+        return image
+    if image.mode in ("LA", "RGBA"):
+        return _reduce_in_strips(image, factors)
+    if image.mode in _REDUCIBLE_MODES:
+        return image.reduce(factors)
+    target = (image.width // factors[0], image.height // factors[1])
+    return image.resize(target, Image.Resampling.BOX)
+
+
+def _reduce_in_strips(image: Image.Image, factors: tuple[int, int]) -> Image.Image:
+    """`image.reduce(factors)` for a mode with alpha, which Pillow premultiplies (a full-size
+    copy) before reducing: here one strip of rows at a time, so the copies stay small."""
+    rows = factors[1] * max(1, STRIP_PIXELS // (image.width * factors[1]))
+    strips = [
+        image.crop((0, top, image.width, min(top + rows, image.height))).reduce(factors)
+        for top in range(0, image.height, rows)
+    ]
+    out = Image.new(image.mode, (strips[0].width, sum(strip.height for strip in strips)))
+    top = 0
+    for strip in strips:
+        out.paste(strip, (0, top))
+        top += strip.height
+    return out
+
+
+def _decode_small(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Decode `image` and return it upright and reduced (`_reduce`); a full-size decode holds a
+    MAX_FULL_DECODES slot until its full-size pixels are freed."""
+    big = image.width * image.height > FULL_DECODE_PIXELS
+    with _full_decodes if big else contextlib.nullcontext():
+        image.load()
+        orientation = image.getexif().get(ExifTags.Base.Orientation)
+        transpose = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+        if transpose in _SWAPS_AXES:
+            size = (size[1], size[0])  # reduced before the rotation: the axes swap
+        reduced = _reduce(image, size)
+        if reduced is not image:
+            image.close()  # frees the full-size pixels now, not when collected
+    return reduced.transpose(transpose) if transpose is not None else reduced
+
+
 def load_rgb(data: bytes, max_pixels: int, size: tuple[int, int] = INPUT_SIZE) -> np.ndarray:
     """Decode `data` to a (224, 224, 3) uint8 RGB array; raise ImageError when impossible."""
     image = _open(data, max_pixels)
@@ -82,8 +162,8 @@ def load_rgb(data: bytes, max_pixels: int, size: tuple[int, int] = INPUT_SIZE) -
         if image.format == "JPEG":
             # Decode at the smallest DCT scale that is still >= 2x the target (for antialiasing).
             image.draft("RGB", (size[0] * 2, size[1] * 2))
-        image = ImageOps.exif_transpose(image)
-        rgb = _to_rgb(image)
+        small = _decode_small(image, size)
+        rgb = _to_rgb(small)
         resized = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
         array = np.asarray(resized, dtype=np.uint8)
     except ImageError:

@@ -6,6 +6,7 @@ classification in place of the image's.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -35,6 +36,7 @@ PUBLIC_FIELDS = (
     "updated_at",
     # videos (resource_type is set on every document)
     "resource_type",
+    "type",  # the delivery type: upload, private, authenticated
     "duration",
     "frames",
     # concept tags (autotagger/concepts.py) and the vocabulary's version
@@ -86,11 +88,16 @@ def _classify(
 
 
 def process_upload(
-    upload: Upload, settings: Settings, *, reclassify: bool = False
+    upload: Upload,
+    settings: Settings,
+    *,
+    reclassify: bool = False,
+    delivery_id: str | None = None,
 ) -> dict[str, Any]:
     """Classify one image or video upload exactly once; return the public record (plus
     `duplicate`). `reclassify`: a `done` document made by another model than the configured one
-    is redone."""
+    is redone. `delivery_id`: the same for every delivery of one message (its claim id), so a
+    redelivery after a crash continues that claim instead of waiting for it to expire."""
     upload = video.complete(upload)
     if (reason := video.ignore_reason(upload)) is not None:
         logs.info("upload ignored", asset_id=upload.asset_id, reason=reason)
@@ -100,7 +107,7 @@ def process_upload(
     fetch: Any = video.fetch_frames if video.is_video(upload) else _fetch
     fetched = _prefetch.submit(fetch, upload, settings, timings)  # used only if claimed
     with timings.stage("claim"):
-        claim = store.claim(settings, upload, model=current_model)
+        claim = store.claim(settings, upload, model=current_model, claim_id=delivery_id)
     if claim.state == "duplicate":
         logs.info("duplicate delivery: already classified", asset_id=upload.asset_id)
         return {**to_public(claim.existing or {}), "duplicate": True}
@@ -118,26 +125,13 @@ def process_upload(
         "secure_url": upload.secure_url,
         "created_at": claim.created_at,
         "resource_type": upload.resource_type,
+        "type": upload.type,
         "duration": upload.duration if video.is_video(upload) else None,
     }
     try:
-        if video.is_video(upload):
-            result = video.classify(settings, timings, fetched)
-        else:
-            result = _classify(upload, settings, timings, fetched)
-        if not store.holds_claim(settings, upload.asset_id, claim.claim_id or ""):
-            return _claim_lost(upload, "before the tag write")
-        with timings.stage("tags"):
-            cloudinary_client.write_tags(
-                upload.public_id,
-                add=result["tags"],
-                remove=list(claim.previous_tags),
-                resource_type=upload.resource_type,
-                delivery_type=upload.type,
-            )
-        record = {**base, "status": "done", **result}
-    except ImageError as exc:  # not classifiable, or the asset vanished before the tag write
-        record = {**base, "status": "failed", "error": exc.reason, "tags": []}
+        record = _tag(upload, settings, timings, fetched, claim, base)
+    except _ClaimLost as lost:
+        return _claim_lost(upload, str(lost))
     except Exception as exc:
         _release(settings, upload.asset_id, exc, claim.claim_id)
         if isinstance(exc, AutotaggerError):
@@ -153,6 +147,8 @@ def process_upload(
             _release(settings, upload.asset_id, exc, claim.claim_id)
             raise
     if not saved:
+        if record["status"] == "done":
+            _withdraw_tags(settings, upload, record["tags"])
         return _claim_lost(upload, "before the final write")
     logs.log(
         "INFO" if record["status"] == "done" else "WARNING",
@@ -164,6 +160,81 @@ def process_upload(
         timings=timings.total(),
     )
     return to_public(record)
+
+
+class _ClaimLost(Exception):
+    """Another delivery took the asset over (the message says when): drop this one's result."""
+
+
+def _tag(
+    upload: Upload,
+    settings: Settings,
+    timings: Timings,
+    fetched: Future[Any],
+    claim: store.Claim,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """Classify, then put our tags on the asset (or, when the file cannot be classified, take
+    our earlier version's off): the record to store."""
+    try:
+        if video.is_video(upload):
+            result = video.classify(settings, timings, fetched)
+        else:
+            result = _classify(upload, settings, timings, fetched)
+    except ImageError as exc:
+        _remove_our_tags(settings, upload, claim)
+        return {**base, "status": "failed", "error": exc.reason, "tags": []}
+    tags = list(result["tags"])
+    if not store.record_tags(settings, upload.asset_id, claim.claim_id or "", tags):
+        raise _ClaimLost("before the tag write")
+    try:
+        with timings.stage("tags"):
+            cloudinary_client.write_tags(
+                upload.public_id,
+                add=tags,
+                remove=list(claim.previous_tags),
+                resource_type=upload.resource_type,
+                delivery_type=upload.type,
+            )
+    except ImageError as exc:  # the asset vanished before the tag write
+        return {**base, "status": "failed", "error": exc.reason, "tags": []}
+    return {**base, "status": "done", **result}
+
+
+def _remove_our_tags(settings: Settings, upload: Upload, claim: store.Claim) -> None:
+    """The current version failed: remove the tags an earlier version got from us (people's
+    tags stay). Raises _ClaimLost (nothing removed) when another delivery took over."""
+    if not claim.previous_tags:
+        return
+    if not store.holds_claim(settings, upload.asset_id, claim.claim_id or ""):
+        raise _ClaimLost("before removing the previous tags")
+    with contextlib.suppress(ImageError):  # the asset is gone, and our tags with it
+        cloudinary_client.write_tags(
+            upload.public_id,
+            add=[],
+            remove=list(claim.previous_tags),
+            resource_type=upload.resource_type,
+            delivery_type=upload.type,
+        )
+
+
+def _withdraw_tags(settings: Settings, upload: Upload, written: list[str]) -> None:
+    """Our tag write landed after another delivery took the asset over: take back the tags the
+    asset's document does not list as ours (that delivery adds its own after recording them).
+    Best effort: a failure is logged."""
+    try:
+        ours = set((store.get(settings, upload.asset_id) or {}).get("tags") or ())
+        stale = [tag for tag in written if tag not in ours]
+        if stale:
+            cloudinary_client.write_tags(
+                upload.public_id,
+                add=[],
+                remove=stale,
+                resource_type=upload.resource_type,
+                delivery_type=upload.type,
+            )
+    except Exception as exc:
+        logs.warning("could not withdraw tags", asset_id=upload.asset_id, error=str(exc)[:300])
 
 
 def _claim_lost(upload: Upload, when: str) -> dict[str, Any]:

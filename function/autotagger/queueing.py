@@ -4,6 +4,10 @@ Outcome mapping for a delivered message (Pub/Sub acknowledges when the function 
 redelivers with backoff when it raises):
 
 - `done`, `failed`, duplicate, superseded version: return (acknowledged);
+- a redelivery of a message whose earlier delivery crashed (its instance died): the claim id is
+  the message's, so the redelivery continues that claim at once (Pub/Sub redelivers a message
+  only after the earlier delivery failed or outlived the ack deadline, which is longer than
+  the function's timeout: that delivery is over);
 - malformed message: logged with its messageId, return (acknowledged: it can never succeed);
 - Firestore/Cloudinary down (`UpstreamError`), a live claim held by another delivery
   (`InProgress`), missing configuration, anything unexpected: raise (redelivered, and after the
@@ -50,6 +54,11 @@ def submit(upload: Upload, settings: Settings, origin: str = "webhook") -> dict[
     }
 
 
+def delivery_id(message_id: str) -> str | None:
+    """The claim id of every delivery of one Pub/Sub message (None without a message id)."""
+    return f"message-{message_id}" if message_id else None
+
+
 def consume(event_data: Any, settings: Settings) -> dict[str, Any]:
     """Process one delivered message (the CloudEvent's `data`); see the module doc for outcomes."""
     try:
@@ -70,7 +79,9 @@ def consume(event_data: Any, settings: Settings) -> dict[str, Any]:
     try:
         cloudinary_client.require_account(settings)
         reclassify = received.message.origin == "reclassify"
-        record = pipeline.process_upload(upload, settings, reclassify=reclassify)
+        record = pipeline.process_upload(
+            upload, settings, reclassify=reclassify, delivery_id=delivery_id(message_id)
+        )
     except Exception as exc:
         reason = exc.message if isinstance(exc, AutotaggerError) else f"{type(exc).__name__}"
         logs.warning("message not processed: Pub/Sub redelivers it", error=reason, **context)

@@ -3,7 +3,12 @@
 Idempotency: before classifying, a delivery *claims* (asset_id, version). The first claim of an
 asset is a `create()` (atomic on Firestore and on every emulator); taking over a newer version or
 an expired claim runs in a transaction. A claim left by a crashed instance expires after
-`CLAIM_TTL_S`, so the asset is never stuck.
+`CLAIM_TTL_S`, so the asset is never stuck. A delivery recognises its own claim by its id (a
+`create()` retried after a lost answer, a redelivered Pub/Sub message).
+
+`tags` is what this project wrote on the asset: a take-over claim carries it, and `record_tags`
+adds the new tags to it before they are written, so whichever delivery finishes (or fails) next
+knows every tag of ours to remove.
 
 Writes name every field (null when it does not apply) instead of relying on `set()` dropping
 absent ones: correct on Firestore, and on emulators whose `set()` merges.
@@ -126,7 +131,9 @@ class Claim:
     previous_tags: tuple[str, ...] = ()
 
 
-def _claim_document(upload: Upload, claim_id: str, ttl_s: int, at: dt.datetime) -> dict[str, Any]:
+def _claim_document(
+    upload: Upload, claim_id: str, ttl_s: int, at: dt.datetime, tags: tuple[str, ...] = ()
+) -> dict[str, Any]:
     return {
         "asset_id": upload.asset_id,
         "public_id": upload.public_id,
@@ -134,9 +141,17 @@ def _claim_document(upload: Upload, claim_id: str, ttl_s: int, at: dt.datetime) 
         "secure_url": upload.secure_url,
         "status": "processing",
         "claim": {"id": claim_id, "expires_at": at + dt.timedelta(seconds=ttl_s)},
+        "tags": list(tags),  # ours, still on the asset until this claim's outcome replaces them
         "created_at": at,
         "updated_at": at,
     }
+
+
+def is_live_claim(current: dict[str, Any], at: dt.datetime) -> bool:
+    """A `processing` document whose claim has not expired at `at`."""
+    expires = (current.get("claim") or {}).get("expires_at")
+    live = isinstance(expires, dt.datetime) and expires > at
+    return current.get("status") == "processing" and live
 
 
 def _decide(
@@ -159,10 +174,16 @@ def _decide(
     return None
 
 
-def claim(settings: Settings, upload: Upload, model: str | None = None) -> Claim:
+def claim(
+    settings: Settings, upload: Upload, model: str | None = None, claim_id: str | None = None
+) -> Claim:
     """Claim (asset_id, version) for classification; see `Claim` for the outcomes. With `model`
-    (re-classification), a final document made by a different model is claimed again."""
-    claim_id = uuid.uuid4().hex
+    (re-classification), a final document made by a different model is claimed again.
+
+    `claim_id`: the delivery's own id (a Pub/Sub message's), so its redelivery after a crash
+    continues its own claim at once; a random one otherwise. Either way the id is fixed before
+    the first attempt, so a `create()` retried after a lost answer finds its own claim."""
+    claim_id = claim_id or uuid.uuid4().hex
     at = now()
     document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
     try:
@@ -181,15 +202,15 @@ def claim(settings: Settings, upload: Upload, model: str | None = None) -> Claim
     def take_over(transaction: firestore.Transaction, ref: Any) -> Claim:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
         current = snapshot.to_dict() if snapshot.exists else None
-        if current is not None:
+        if current is not None and not _holds(current, claim_id):  # our own claim is ours
             decided = _decide(current, upload, at, model)
             if decided is not None:
                 return decided
-        document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
+        previous = tuple((current or {}).get("tags") or ())
+        document = _claim_document(upload, claim_id, settings.claim_ttl_s, at, previous)
         created_at = (current or {}).get("created_at") or at
         document["created_at"] = created_at
         transaction.set(ref, document)
-        previous = tuple((current or {}).get("tags") or ())
         return Claim("claimed", claim_id=claim_id, created_at=created_at, previous_tags=previous)
 
     return _call(
@@ -207,6 +228,30 @@ def holds_claim(settings: Settings, asset_id: str, claim_id: str) -> bool:
     """Whether `claim_id` is still the asset's current claim (no other delivery took over)."""
     current = get(settings, asset_id)
     return _holds(current, claim_id)
+
+
+def record_tags(settings: Settings, asset_id: str, claim_id: str, tags: list[str]) -> bool:
+    """Before writing `tags` to the asset: add them to the document's `tags` (ours on the asset),
+    while `claim_id` is still the current claim (a transaction). False: the claim was lost, write
+    nothing. With no new tags it is the same check without a write."""
+
+    @firestore.transactional
+    def add_if_ours(transaction: firestore.Transaction, ref: Any) -> bool:
+        snapshot = ref.get(transaction=transaction, **NO_RETRY)
+        current = snapshot.to_dict() if snapshot.exists else None
+        if not _holds(current, claim_id):
+            return False
+        known = list((current or {}).get("tags") or [])
+        merged = list(dict.fromkeys([*known, *tags]))
+        if merged != known:
+            transaction.update(ref, {"tags": merged})
+        return True
+
+    return _call(
+        settings,
+        "write",
+        lambda db: add_if_ours(db.transaction(), collection(settings, db).document(asset_id)),
+    )
 
 
 def save(

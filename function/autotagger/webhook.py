@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from autotagger import parsing
 from autotagger.config import CloudinaryAccount
 from autotagger.errors import BadRequest, Unauthorized
 
 MAX_CLOCK_SKEW_S = 300
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
-_ASSET_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _DIGEST_LENGTH = {"sha1": 40, "sha256": 64}
 
 
@@ -75,7 +74,7 @@ def verify_signature(
     """Raise Unauthorized unless the signature is valid and the timestamp fresh."""
     if not timestamp or not signature:
         raise Unauthorized("missing X-Cld-Signature or X-Cld-Timestamp header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not parsing.is_ascii_int(timestamp, max_digits=12):
         raise Unauthorized("malformed X-Cld-Timestamp header")
     if not is_hex_digest(signature, account.signature_algorithm):
         raise Unauthorized("malformed X-Cld-Signature header")
@@ -91,14 +90,8 @@ def verify_signature(
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
-    """Parse a JSON object or raise BadRequest."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("body must be a JSON object")
-    return payload
+    """Parse a JSON object or raise BadRequest (`parsing.parse_json`)."""
+    return parsing.parse_json(body)
 
 
 def _field(payload: dict[str, Any], name: str) -> str:
@@ -125,7 +118,7 @@ def _version(value: Any) -> int:
         raise BadRequest("notification field 'version' must be an integer")
     if isinstance(value, int):
         version = value
-    elif isinstance(value, str) and value.isdigit():
+    elif parsing.is_ascii_int(value):
         version = int(value)
     else:
         raise BadRequest("notification field 'version' must be an integer")
@@ -137,7 +130,7 @@ def _version(value: Any) -> int:
 def upload_from_resource(payload: dict[str, Any]) -> Upload:
     """Build an Upload from a notification or an API resource; raise BadRequest if malformed."""
     asset_id = _field(payload, "asset_id")
-    if not _ASSET_ID_RE.match(asset_id):
+    if not parsing.is_document_id(asset_id):
         raise BadRequest("notification field 'asset_id' has unexpected characters")
     public_id = _field(payload, "public_id")
     if len(public_id) > 1024:

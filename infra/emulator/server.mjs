@@ -1,9 +1,14 @@
-// Starts a gRPC Firestore emulator (@firestore-emulator/server) on 127.0.0.1.
+// Starts a gRPC Firestore emulator (@firestore-emulator/server) on 127.0.0.1 only.
 // Usage: node server.mjs [port]   (port 0 or absent = a free port)
 // Prints one JSON line {"ready": true, "host": "127.0.0.1:PORT"} once it accepts connections,
 // then runs until SIGINT/SIGTERM or until its parent closes stdin.
+import { createRequire } from "node:module";
 import net from "node:net";
 import { FirestoreServer } from "@firestore-emulator/server";
+
+// The gRPC package the emulator itself uses (its dependency, resolved from it): same instance.
+const require = createRequire(import.meta.url);
+const grpc = createRequire(require.resolve("@firestore-emulator/server"))("@grpc/grpc-js");
 
 async function freePort() {
   return new Promise((resolve, reject) => {
@@ -23,7 +28,13 @@ if (Number.isNaN(requested) || requested < 0 || requested > 65535) {
 }
 const port = requested || (await freePort());
 const server = new FirestoreServer();
-await server.start(port);
+// Upstream start() binds 0.0.0.0: every interface, no auth (anyone on the network could read and
+// forge results). Bind its gRPC server to loopback instead.
+await new Promise((resolve, reject) => {
+  server.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err) =>
+    err ? reject(err) : resolve(),
+  );
+});
 console.log(JSON.stringify({ ready: true, host: `127.0.0.1:${port}` }));
 
 let stopping = false;
