@@ -7,14 +7,17 @@
 - `results`: `GET /api/results` queries the stored classifications; `GET /` the upload page.
 
 Settings are read and validated once, at import (cold start); a bad one stops the process with
-one log line naming it.
+one log line naming it. The functions that classify load the model while the server boots
+(`autotagger.preload`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +34,7 @@ from autotagger import (
     logs,
     page,
     pipeline,
+    preload,
     queueing,
     store,
     webhook,
@@ -64,6 +68,7 @@ def _load_settings() -> config.Settings:
 
 SETTINGS = _load_settings()
 FORWARD_BUDGET = access.ForwardBudget(SETTINGS.forward_budget_per_min)
+preload.schedule(SETTINGS, preload.function_target(sys.argv, os.environ))
 
 
 def _json(body: Any, status: int = 200) -> flask.Response:

@@ -42,6 +42,8 @@ PASS_THROUGH = {
     "CLAIM_TTL_S": "300",
     "VIDEO_FRAMES": "4",
     "MAX_VIDEO_SECONDS": "600",
+    "MODEL_PRELOAD": "0",
+    "MODEL_CACHE_DIR": "/tmp/models",
 }
 # Dry-run configurations (each on top of _deploy's PROJECT, BUCKET, MODEL_DIR, CLOUDINARY_URL).
 # Together: every variable of `deploy.sh --help` set to a non-default value somewhere, and both
