@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
-from autotagger import logs, model
+from autotagger import logs, model, store
 from autotagger.config import Settings
 from autotagger.logs import Timings
 
@@ -68,6 +68,7 @@ def start(settings: Settings) -> threading.Thread:
 
 def _load(settings: Settings) -> None:
     try:
+        store.client(settings)  # the Firestore client and its credentials too (no RPC)
         model.for_settings(settings, Timings())  # logs "model loaded"
     except Exception as exc:
         logs.error(
