@@ -63,7 +63,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "function")]
 
-from infra import local  # noqa: E402
+from infra import bench_cold, local  # noqa: E402
 from infra import local_cloudinary as cloudinary_standin  # noqa: E402
 from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
 from tests.helpers import notification_from, sign_body  # noqa: E402
@@ -1142,6 +1142,13 @@ def run_part(args: argparse.Namespace) -> dict[str, Any]:
         return _part_tune(args.weights, args.repeat)
     if args.part == "fidelity":
         return _part_fidelity(args.weights)
+    if args.part == "fp16":
+        from autotagger import imaging
+        from tests.crafted_ir import noise_images
+
+        pixels = [imaging.load_rgb(data, 10**9) for _, data in _resize_images()[:6]]
+        batch = imaging.preprocess(np.concatenate([np.stack(pixels), noise_images(2)]))
+        return bench_cold.part_fp16(args.weights, batch, args.repeat)
     if args.part == "seed":
         fp32_dir, int8_dir = args.weights.split(",")
         return _part_seed(fp32_dir, int8_dir, args.repeat)
@@ -1220,9 +1227,10 @@ def main(argv: list[str] | None = None) -> int:
     data["tune"] = _last_json(
         _python(__file__, "--part", "tune", "--weights", str(fp32_dir), "--repeat", "2")
     )
-    data["fidelity"] = _last_json(
-        _python(__file__, "--part", "fidelity", "--weights", str(fp32_dir))
-    )
+    for part in ("fidelity", "fp16"):  # OpenVINO vs TensorFlow; the fp16 IR vs the fp32 one
+        data[part] = _last_json(
+            _python(__file__, "--part", part, "--weights", str(fp32_dir), "--repeat", repeat)
+        )
     data["seed"] = _last_json(
         _python(
             __file__,
@@ -1255,6 +1263,16 @@ def main(argv: list[str] | None = None) -> int:
                     switch=switch,
                     full=full,
                 )
+            data.update(
+                bench_cold.run_all(
+                    bench,
+                    fp32_dir,
+                    images["small"],
+                    counts["sequential"],
+                    quick,
+                    lambda: import_tensorflow_s(1)[0],
+                )
+            )
     finally:
         standin.stop()
         local.stop([emulator])
@@ -1293,8 +1311,15 @@ def write(data: dict[str, Any], out: Path) -> None:
             "machine; small JPEG = 1024x768, 12 MP = 4000x3000 "
             f"({data['image_bytes']['12mp'] / 2**20:.1f} MiB).",
             "",
+            "## The cold path, the floor's goals, fp16 and features (`infra/bench_cold.py`)",
+            "",
+            bench_cold.report(data) if "gcs" in data else "(not in this run)",
+            "",
+            "## Every engine",
+            "",
             table,
             details(data),
+            bench_cold.details(data) if "gcs" in data else "",
             "",
             f"Run time {data['runtime_s']:.0f} s. Other processes on the machine used "
             f"{cpu['others_core_s']:.0f} core-s of the {cpu['capacity_core_s']:.0f} available "

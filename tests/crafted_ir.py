@@ -33,3 +33,20 @@ def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> 
     ov.save_model(graph, str(xml), compress_to_fp16=False)
     model_build.export_openvino_fp16(out)
     return out
+
+
+def distributions(seed: int = 5) -> list[tuple[str, np.ndarray]]:
+    """Crafted distributions for parity checks: one class at 1/e (where rounding log p to fp16
+    moves the probability most: p·|log p| is largest), a peaked and a flat Dirichlet draw."""
+    rng = np.random.default_rng(seed)
+    out = []
+    rest = rng.dirichlet(np.full(999, 0.1)) * (1 - np.exp(-1))
+    out.append(("one class at 1/e", np.concatenate([[np.exp(-1)], rest])))
+    for name, alpha in (("peaked (Dirichlet 0.05)", 0.05), ("flat (Dirichlet 1)", 1.0)):
+        out.append((name, rng.dirichlet(np.full(1000, alpha))))
+    return [(name, np.maximum(p, 1e-12) / np.maximum(p, 1e-12).sum()) for name, p in out]
+
+
+def noise_images(count: int, seed: int = 11) -> np.ndarray:
+    """Uniform-noise images (uint8 RGB, 224x224): inputs far from photos, for parity checks."""
+    return np.random.default_rng(seed).integers(0, 256, (count, 224, 224, 3), dtype=np.uint8)

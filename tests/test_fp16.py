@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from autotagger import config, engines, imaging, model
-from tests.crafted_ir import crafted_artifact
+from tests.crafted_ir import crafted_artifact, distributions, noise_images
 from tests.helpers import image_bytes
 
 PARITY_ATOL = 1e-4
@@ -20,8 +20,7 @@ PARITY_ATOL = 1e-4
 
 def _inputs() -> np.ndarray:
     photos = [imaging.load_rgb(image_bytes((w, h)), 10**8) for w, h in ((640, 480), (300, 500))]
-    noise = np.random.default_rng(11).uniform(0, 255, (4, 224, 224, 3)).astype(np.uint8)
-    return imaging.preprocess(np.concatenate([np.stack(photos), noise]))
+    return imaging.preprocess(np.concatenate([np.stack(photos), noise_images(4)]))
 
 
 def _compare(fp32: np.ndarray, fp16: np.ndarray) -> tuple[bool, float]:
@@ -72,12 +71,9 @@ def test_fp16_parity_decides_the_default(model_dir: Path, tmp_path: Path) -> Non
     assert (fp32.argmax(1) == fp16.argmax(1)).all()
     assert seeded_diff < 1e-3
 
-    rng = np.random.default_rng(5)
     crafted_ok = True
-    for name, alpha in (("peaked", 0.05), ("flat", 1.0)):
-        p = np.maximum(rng.dirichlet(np.full(1000, alpha)), 1e-12)
-        p /= p.sum()
-        artifact = crafted_artifact(model_dir, np.log(p), tmp_path / name)
+    for i, (name, p) in enumerate(distributions()):
+        artifact = crafted_artifact(model_dir, np.log(p), tmp_path / str(i))
         exact = np.exp(np.log(p).astype(np.float32))
         exact /= exact.sum()
         outputs = {}
