@@ -7,7 +7,7 @@ REQS_HASH := $(shell cat requirements.txt function/requirements.txt | sha1sum | 
 PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
 
-.PHONY: run test test-npm-emulator lint load bench bench-video deps clean
+.PHONY: run test test-npm-emulator lint load bench bench-cold bench-video deps clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -44,6 +44,10 @@ load: deps
 # Cold start, warm latency, concurrency and memory as ratios (~2 min); writes docs/bench.*.
 bench: deps
 	$(PY) infra/bench.py
+
+# The cold path alone (~6 min): preload on/off, gs:// (fake-gcs-server) vs local, fp16; docs/bench_cold.*.
+bench-cold: deps
+	$(PY) infra/bench.py --cold-only
 
 # Video: warm end to end of an 8-frame video / bare forward of 8 frames (~1 min); docs/bench_video.*.
 bench-video: deps

@@ -8,13 +8,16 @@
   label or a concept); `GET /` the upload page.
 
 Settings are read and validated once, at import (cold start); a bad one stops the process with
-one log line naming it.
+one log line naming it. The functions that classify load the model while the server boots
+(`autotagger.preload`).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +35,7 @@ from autotagger import (
     page,
     parsing,
     pipeline,
+    preload,
     queueing,
     store,
     webhook,
@@ -66,6 +70,7 @@ SETTINGS = _load_settings()
 FORWARD_BUDGET = access.ForwardBudget(
     SETTINGS.forward_budget_per_min, per_hour=SETTINGS.forward_budget_per_hour
 )
+preload.schedule(SETTINGS, preload.function_target(sys.argv, os.environ))
 
 
 def _json(body: Any, status: int = 200) -> flask.Response:

@@ -3,6 +3,7 @@ engine (TensorFlow and OpenVINO fp32, LiteRT int8) side by side.
 
     python infra/bench.py [--out docs] [--quick]       (what `make bench` runs)
     python infra/bench.py --from-json docs/bench.json  (rewrite the report of a finished run)
+    python infra/bench.py --cold-only                  (the cold path alone: docs/bench_cold.md)
 
 Everything is measured side by side in one run on this machine, whose CPU model is printed:
 
@@ -63,7 +64,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "function")]
 
-from infra import local  # noqa: E402
+from infra import bench_cold, local  # noqa: E402
 from infra import local_cloudinary as cloudinary_standin  # noqa: E402
 from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
 from tests.helpers import notification_from, sign_body  # noqa: E402
@@ -1142,6 +1143,13 @@ def run_part(args: argparse.Namespace) -> dict[str, Any]:
         return _part_tune(args.weights, args.repeat)
     if args.part == "fidelity":
         return _part_fidelity(args.weights)
+    if args.part == "fp16":
+        from autotagger import imaging
+        from tests.crafted_ir import noise_images
+
+        pixels = [imaging.load_rgb(data, 10**9) for _, data in _resize_images()[:6]]
+        batch = imaging.preprocess(np.concatenate([np.stack(pixels), noise_images(2)]))
+        return bench_cold.part_fp16(args.weights, batch, args.repeat)
     if args.part == "seed":
         fp32_dir, int8_dir = args.weights.split(",")
         return _part_seed(fp32_dir, int8_dir, args.repeat)
@@ -1157,6 +1165,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--from-json", type=Path, help="only rewrite the report from a bench.json of a run"
     )
+    parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        help="only the cold path (preload, gs:// vs local, fp16, features): OUT/bench_cold.md",
+    )
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
@@ -1165,21 +1178,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cold_only(out: Path, rounds: int) -> int:
+    """`--cold-only`: the cold-path part alone (references, fp16, preload on/off, gs:// vs
+    local, feature pairs; `rounds` of each), written to OUT/bench_cold.md."""
+    cpu = CpuAccount()
+    fp32_dir = local.ensure_random_model("fp32")
+    data: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+    }
+    data["fp16"] = _last_json(
+        _python(__file__, "--part", "fp16", "--weights", str(fp32_dir), "--repeat", "10")
+    )
+    emulator, host = local.start_emulator()
+    standin = CloudinaryStandin(cloud_name="bench").start()
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="autotagger-bench-") as tmp,
+            eager_renditions(),
+        ):
+            bench = Bench(standin, host, Path(tmp), emulator.pid)
+            data.update(
+                bench_cold.run_all(
+                    bench,
+                    fp32_dir,
+                    photo((1024, 768)),
+                    10,
+                    rounds,
+                    lambda: import_tensorflow_s(1)[0],
+                )
+            )
+    finally:
+        standin.stop()
+        local.stop([emulator])
+    data["cpu"] = cpu.stop()
+    bench_cold.write_only(data, out)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.part:
         print(json.dumps(run_part(args)))
         return 0
+    if args.cold_only:
+        return cold_only(args.out, 2 if args.quick else 3)
     if args.from_json:
         write(read_json(args.from_json), args.out)
         return 0
     begun = time.perf_counter()
     cpu = CpuAccount()
-    quick = args.quick
     counts = {
-        "sequential": 5 if quick else 25,
-        "per_level": 2 if quick else 6,
-        "concurrent_min": 4 if quick else 16,
+        "sequential": 5 if args.quick else 25,
+        "per_level": 2 if args.quick else 6,
+        "concurrent_min": 4 if args.quick else 16,
     }
     print(f"bench: {machine()}", flush=True)
     fp32_dir, int8_dir = local.ensure_random_model("fp32"), local.ensure_random_model("int8")
@@ -1190,10 +1242,10 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
-        "quick": quick,
-        "import_tensorflow_s": import_tensorflow_s(2 if quick else 3),
+        "quick": args.quick,
+        "import_tensorflow_s": import_tensorflow_s(2 if args.quick else 3),
     }
-    repeat = "5" if quick else "10"
+    repeat = "5" if args.quick else "10"
 
     def forward(key: str) -> dict[str, Any]:
         weights, precision, engine = FORWARDS[key]
@@ -1220,14 +1272,15 @@ def main(argv: list[str] | None = None) -> int:
     data["tune"] = _last_json(
         _python(__file__, "--part", "tune", "--weights", str(fp32_dir), "--repeat", "2")
     )
-    data["fidelity"] = _last_json(
-        _python(__file__, "--part", "fidelity", "--weights", str(fp32_dir))
-    )
+    for part in ("fidelity", "fp16"):  # OpenVINO vs TensorFlow; the fp16 IR vs the fp32 one
+        data[part] = _last_json(
+            _python(__file__, "--part", part, "--weights", str(fp32_dir), "--repeat", repeat)
+        )
     data["seed"] = _last_json(
         _python(
             __file__,
             *("--part", "seed", "--weights", f"{fp32_dir},{int8_dir}"),
-            *("--repeat", "3" if quick else "5"),
+            *("--repeat", "3" if args.quick else "5"),
         )
     )
     images = {"small": photo((1024, 768)), "12mp": photo((4000, 3000))}
@@ -1251,10 +1304,20 @@ def main(argv: list[str] | None = None) -> int:
                     {"MODEL_MAX_BATCH": "1", "DOWNLOAD_RENDITION": "1", **overrides},
                     images,
                     counts,
-                    cold_starts=1 if quick or not full else 2,
+                    cold_starts=1 if args.quick or not full else 2,
                     switch=switch,
                     full=full,
                 )
+            data.update(
+                bench_cold.run_all(
+                    bench,
+                    fp32_dir,
+                    images["small"],
+                    counts["sequential"],
+                    1 if args.quick else 2,
+                    lambda: import_tensorflow_s(1)[0],
+                )
+            )
     finally:
         standin.stop()
         local.stop([emulator])
@@ -1293,8 +1356,15 @@ def write(data: dict[str, Any], out: Path) -> None:
             "machine; small JPEG = 1024x768, 12 MP = 4000x3000 "
             f"({data['image_bytes']['12mp'] / 2**20:.1f} MiB).",
             "",
+            "## The cold path, the floor's goals, fp16 and features (`infra/bench_cold.py`)",
+            "",
+            bench_cold.report(data) if "gcs" in data else "(not in this run)",
+            "",
+            "## Every engine",
+            "",
             table,
             details(data),
+            bench_cold.details(data) if "gcs" in data else "",
             "",
             f"Run time {data['runtime_s']:.0f} s. Other processes on the machine used "
             f"{cpu['others_core_s']:.0f} core-s of the {cpu['capacity_core_s']:.0f} available "

@@ -8,8 +8,10 @@ fp32 (default) writes DIR/saved_model/ (a SavedModel holding only the graph: `se
 DIR/weights.bin (every weight once, float32, 64-byte aligned, memory-mapped at load),
 DIR/openvino/model.xml + model.bin (the same weights as an OpenVINO IR, fp32, not compressed,
 converted from the same Keras model; served by MODEL_ENGINE=openvino|auto without
-TensorFlow) and DIR/manifest.json, which records which weights went in (`vgg16/random(seed=0)`
-for random ones), where each tensor lies in weights.bin, and the IR's files and sha256.
+TensorFlow), DIR/openvino-fp16/ (the same IR with fp16-compressed weights, half the bytes:
+MODEL_PRECISION=fp16) and DIR/manifest.json, which records which weights went in
+(`vgg16/random(seed=0)` for random ones), where each tensor lies in weights.bin, the IRs' files,
+and `files`: every file's size and sha256 (a gs:// fetch verifies each one it reads).
 
 `--engine openvino` (fp32) writes only the OpenVINO IR and the manifest: what `deploy.sh` ships
 with MODEL_ENGINE=openvino, at half the disk and build time (tests that craft one artifact per
@@ -55,6 +57,7 @@ def _write_fp32(weights: str, directory: Path, engine: str = "both") -> dict[str
         "path": "saved_model",
         "weights": entry,
         "openvino": model_build.export_openvino(keras_model, directory),
+        "openvino_fp16": model_build.export_openvino_fp16(directory),
     }
 
 
@@ -103,6 +106,7 @@ def build(
     manifest["sha256"] = model_build.sha256_file(
         weights_file
     )  # the served name carries its first 12 digits
+    manifest["files"] = model_build.file_entries(tmp)  # what a gs:// fetch verifies
     (tmp / model_module.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -126,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     manifest = build(args.weights, args.out.resolve(), args.precision, args.engine)
-    summary = {k: v for k, v in manifest.items() if k not in ("weights", "openvino")}
+    summary = {
+        k: v
+        for k, v in manifest.items()
+        if k not in ("weights", "openvino", "openvino_fp16", "files")
+    }
     print(json.dumps({"out": str(args.out), **summary}))
     return 0
 

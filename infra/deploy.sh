@@ -36,6 +36,7 @@ Environment (defaults in brackets):
   MAX_INSTANCES         on_upload instance cap [10]
   TOP_K, TAG_THRESHOLD, TAG_PREFIX, LOG_LEVEL  passed to on_upload (defaults: the function's)
   CLOUDINARY_DELIVERY_HOSTS, MODEL_PRECISION, MODEL_MAX_BATCH, DOWNLOAD_RENDITION,
+  MODEL_PRELOAD, MODEL_CACHE_DIR,
   WEBHOOK_MAX_AGE_S, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, DOWNLOAD_TIMEOUT_S,
   CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS, CONCEPT_THRESHOLD  passed to on_upload only
                         when set (TAG_PREFIX also reaches results: the page's concept filters
@@ -181,6 +182,7 @@ PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD
   VIDEO_FRAMES MAX_VIDEO_SECONDS
   WEBHOOK_MODE PUBSUB_TOPIC
   CONCEPT_THRESHOLD)
+PASS_THROUGH+=(MODEL_PRELOAD MODEL_CACHE_DIR)
 for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${PASS_THROUGH[@]}"; do
   [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
 done
@@ -213,7 +215,7 @@ done
 # RSS measured by `make bench`, the IR's pages included: the gs:// copy lives in the in-memory
 # /tmp and is memory-mapped, so it is counted once). MODEL_ENGINE=tensorflow ships the SavedModel
 # half only (4Gi). Unset/auto: the whole artifact, 4Gi, the function picks (OpenVINO when the
-# IR is there). WITHOUT_TENSORFLOW=1 (with MODEL_ENGINE=openvino or MODEL_PRECISION=int8)
+# IR is there). WITHOUT_TENSORFLOW=1 (MODEL_ENGINE=openvino or MODEL_PRECISION=int8|fp16)
 # deploys on_upload from a copy of function/ whose requirements.txt has no tensorflow-cpu: a
 # smaller image and a faster build; TensorFlow stays in the repo for building artifacts.
 MODEL_ENGINE="${MODEL_ENGINE:-}"
@@ -234,7 +236,7 @@ case "$MODEL_ENGINE" in
     ON_UPLOAD_MEMORY="${ON_UPLOAD_MEMORY:-4Gi}"
     if [[ -n "$UPLOAD_MODEL" ]]; then
       MODEL_WEIGHTS+="-tensorflow"
-      MODEL_SYNC_FLAGS=('--exclude=^openvino/.*$')
+      MODEL_SYNC_FLAGS=('--exclude=^openvino(-fp16)?/.*$')
     fi
     ;;
   *) die "MODEL_ENGINE must be auto, openvino or tensorflow" ;;
@@ -244,8 +246,8 @@ PASS_THROUGH+=(MODEL_ENGINE MODEL_OPENVINO_HINT)
 [[ -z "${MODEL_OPENVINO_HINT:-}" || "$MODEL_OPENVINO_HINT" =~ ^(latency|throughput)$ ]] ||
   die "MODEL_OPENVINO_HINT must be latency or throughput"
 if [[ "${WITHOUT_TENSORFLOW:-}" == 1 ]]; then
-  [[ "$MODEL_ENGINE" == openvino || "${MODEL_PRECISION:-}" == int8 ]] ||
-    die "WITHOUT_TENSORFLOW=1 needs MODEL_ENGINE=openvino or MODEL_PRECISION=int8"
+  [[ "$MODEL_ENGINE" == openvino || "${MODEL_PRECISION:-}" =~ ^(int8|fp16)$ ]] ||
+    die "WITHOUT_TENSORFLOW=1 needs MODEL_ENGINE=openvino or MODEL_PRECISION=int8|fp16"
   staging="$(mktemp -d)"
   trap 'rm -rf "$staging"' EXIT
   ON_UPLOAD_SOURCE="$staging/function"

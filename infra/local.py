@@ -167,14 +167,15 @@ def describe_firestore_emulator() -> str:
 
 
 def _is_current(directory: Path) -> bool:
-    """The artifact exists in today's layout (fp32: weights in a memory-mapped weights.bin, and
-    an OpenVINO IR)."""
+    """The artifact exists in today's layout (every file's sha256 in the manifest; fp32: weights
+    in a memory-mapped weights.bin, an OpenVINO IR and its fp16-compressed twin)."""
     manifest = directory / "manifest.json"
     if not manifest.exists():
         return False
     content = json.loads(manifest.read_text())
-    return content.get("format") == "tflite" or (
-        (directory / "weights.bin").exists() and "openvino" in content
+    return "files" in content and (
+        content.get("format") == "tflite"
+        or ((directory / "weights.bin").exists() and "openvino_fp16" in content)
     )
 
 

@@ -43,6 +43,8 @@ PASS_THROUGH = {
     "VIDEO_FRAMES": "4",
     "MAX_VIDEO_SECONDS": "600",
     "CONCEPT_THRESHOLD": "0.6",
+    "MODEL_PRELOAD": "0",
+    "MODEL_CACHE_DIR": "/tmp/models",
 }
 # Dry-run configurations (each on top of _deploy's PROJECT, BUCKET, MODEL_DIR, CLOUDINARY_URL).
 # Together: every variable of `deploy.sh --help` set to a non-default value somewhere, and both

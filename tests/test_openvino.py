@@ -297,7 +297,8 @@ def test_deploy_engine_checks(tmp_path: Path) -> None:
     tensorflow = _dry_run(tmp_path, MODEL_ENGINE="tensorflow")
     assert tensorflow.returncode == 0, tensorflow.stderr
     rsync = _line(tensorflow.stdout, "gcloud storage rsync")
-    assert "models/vgg16-imagenet-tensorflow " in rsync and "'--exclude=^openvino/.*$'" in rsync
+    assert "models/vgg16-imagenet-tensorflow " in rsync
+    assert "'--exclude=^openvino(-fp16)?/.*$'" in rsync
     assert " --memory=4Gi " in _line(tensorflow.stdout, "gcloud functions deploy autotagger-on")
     (tmp_path / "vgg16-imagenet" / "manifest.json").write_text('{"name": "old"}')
     done = subprocess.run(

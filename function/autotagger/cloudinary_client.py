@@ -13,6 +13,7 @@ import cloudinary
 import cloudinary.api
 import cloudinary.exceptions
 import cloudinary.uploader
+import cloudinary.utils
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -36,6 +37,21 @@ _STANDARD_DELIVERY_PATH = re.compile(
 )
 
 
+SDK_POOL_MAXSIZE = 32  # connections kept per host: one per concurrent request thread
+
+
+def _pooled_sdk_connections() -> None:
+    """The SDK sends Upload and Admin API calls through module-level urllib3 pool managers that
+    keep ONE connection per host: at 8 concurrent tag writes, 7 open a fresh connection (TLS
+    handshake included) and drop it after one call. Give them a pool as large as the request
+    threads, with the SDK's own connector (keep-alive, proxy, certificates)."""
+    import cloudinary.api_client.call_api as admin_api
+
+    options = {**cloudinary.CERT_KWARGS, "maxsize": SDK_POOL_MAXSIZE}
+    for module in (cloudinary.uploader, admin_api):
+        module._http = cloudinary.utils.get_http_connector(cloudinary.config(), options)
+
+
 def configure(account: CloudinaryAccount | None) -> None:
     """Point the SDK's global config at `account` (and nothing else)."""
     cloudinary.reset_config()
@@ -51,6 +67,7 @@ def configure(account: CloudinaryAccount | None) -> None:
     if account.upload_prefix:
         options["upload_prefix"] = account.upload_prefix
     cloudinary.config(**options)
+    _pooled_sdk_connections()
 
 
 def require_account(settings: Settings) -> CloudinaryAccount:

@@ -110,6 +110,9 @@ class Settings:
     pubsub_publish_timeout_s: float = 10.0
     # Concept tags (autotagger/concepts.py): the least summed probability a concept is kept at.
     concept_threshold: float = 0.5
+    # Model loading: where a gs:// artifact is cached; load while the server boots.
+    model_cache_dir: Path = field(default_factory=lambda: model_cache_dir({}))
+    model_preload: bool = True
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -193,6 +196,46 @@ def _hosts(raw: str) -> tuple[str, ...]:
             )
         hosts.append(item)
     return tuple(dict.fromkeys(hosts))
+
+
+def model_cache_dir(env: Mapping[str, str]) -> Path:
+    """MODEL_CACHE_DIR: where a gs:// artifact's files are fetched to (default: the system temp
+    dir, in-memory on Cloud Functions); must be an absolute path."""
+    import tempfile
+
+    raw = env.get("MODEL_CACHE_DIR", "").strip()
+    if not raw:
+        return Path(tempfile.gettempdir())
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(f"MODEL_CACHE_DIR must be an absolute path, got {raw!r}")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"MODEL_CACHE_DIR {raw!r} is not a directory")
+    return path
+
+
+def _model_precision(env: Mapping[str, str], weights: str) -> str:
+    """MODEL_PRECISION; `fp16` (the fp16-compressed OpenVINO IR) is checked now where it can
+    be: not with MODEL_ENGINE=tensorflow, and a local artifact has that IR."""
+    import json
+
+    precision = _choice(env, "MODEL_PRECISION", ("fp32", "int8", "fp16"))
+    if precision != "fp16":
+        return precision
+    if env.get("MODEL_ENGINE", "").strip().lower() == "tensorflow":
+        raise ConfigError("MODEL_PRECISION=fp16 is an OpenVINO IR: not for MODEL_ENGINE=tensorflow")
+    if weights.startswith("gs://"):
+        return precision
+    try:
+        manifest = json.loads((Path(weights) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    if "openvino_fp16" not in manifest:
+        raise ConfigError(
+            "MODEL_PRECISION=fp16 needs MODEL_WEIGHTS to be an artifact with an fp16 IR "
+            "(infra/build_model.py writes one)"
+        )
+    return precision
 
 
 def _model_weights(raw: str) -> str:
@@ -344,7 +387,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_preset=_upload_preset(env.get("CLOUDINARY_UPLOAD_PRESET", "")),
         on_upload_url=_on_upload_url(env.get("ON_UPLOAD_URL", "")),
         allowed_origins=_origins(env.get("ALLOWED_ORIGINS", "")),
-        model_precision=_choice(env, "MODEL_PRECISION", ("fp32", "int8")),
+        model_precision=_model_precision(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
         model_max_batch=_int(env, "MODEL_MAX_BATCH", 8, 1, 32),
         download_rendition=_flag(env, "DOWNLOAD_RENDITION", True),
         # Local Cloudinary
@@ -374,6 +417,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_openvino_hint=_choice(env, "MODEL_OPENVINO_HINT", ("latency", "throughput")),
         **_queue_settings(env),
         concept_threshold=_float(env, "CONCEPT_THRESHOLD", 0.5, 0.01, 1.0),
+        model_cache_dir=model_cache_dir(env),
+        model_preload=_flag(env, "MODEL_PRELOAD", True),
     )
 
 

@@ -12,7 +12,9 @@ selects the weights:
   (`model.tflite`).
 - any other SavedModel directory, a `.tflite` file, a `.keras` model file, or a `.h5` /
   `.weights.h5` weights file.
-- `gs://bucket/path`: copied once to a local cache, then loaded as above.
+- `gs://bucket/path`: an artifact in Cloud Storage; only the files the chosen engine reads are
+  fetched (`autotagger.gcs`: parallel ranged reads, each file's sha256 checked against the
+  manifest) to `MODEL_CACHE_DIR`, then loaded as above.
 - `imagenet` (Keras downloads the official weights: needs internet on cold start) or `random`
   (the real VGG16 graph with seeded random weights, for tests and offline demos, always recorded
   as `vgg16/random(seed=N)`): a Keras model built at load time by `autotagger.model_build`.
@@ -23,6 +25,8 @@ installed, else TensorFlow. The engine changes how fast, not what: the model's `
 same under both. `MODEL_PRECISION=int8` asks for the int8 model (LiteRT): an int8 artifact is
 used as is; anything else is converted at load time (imports TensorFlow and takes tens of
 seconds: build an artifact instead).
+`MODEL_PRECISION=fp16` serves the artifact's fp16-compressed IR with OpenVINO (half the bytes
+to fetch; decompressed to fp32 at compile, so weights rounded to fp16: named `…/fp16`).
 """
 
 from __future__ import annotations
@@ -45,11 +49,12 @@ from autotagger.logs import Timings
 CLASS_INDEX_PATH = Path(__file__).with_name("imagenet_class_index.json")
 MANIFEST = "manifest.json"
 RANDOM_SEED = 0
-PRECISIONS = ("fp32", "int8")
+PRECISIONS = ("fp32", "int8", "fp16")
 ENGINES = ("auto", "openvino", "tensorflow")
 INPUT_SHAPE = (224, 224, 3)
 WEIGHTS_ALIGNMENT = 64  # bytes; what TensorFlow's CPU kernels want for zero-copy inputs
 INT8_SUFFIX = "/int8"
+FP16_SUFFIX = "/fp16"
 cores = engines.cores
 
 
@@ -266,10 +271,42 @@ def _load_artifact(path: Path, precision: str, engine: str, openvino_hint: str) 
         raise ValueError(f"{path / MANIFEST}: unsupported artifact format {fmt!r}")
     if precision == "int8":
         return _convert_at_load(str(path))
+    if precision == "fp16":
+        entry = _fp16_entry(manifest, engine)
+        return engines.load_openvino(path / entry["xml"], name + FP16_SUFFIX, openvino_hint)
     if choose_engine(manifest, engine) == "openvino":
         xml = path / manifest["openvino"]["xml"]
         return engines.load_openvino(xml, name, openvino_hint)
     return engines.load_tensorflow(path / manifest["path"], name, manifest.get("weights"))
+
+
+def _fp16_entry(manifest: dict[str, Any], engine: str) -> dict[str, Any]:
+    """The manifest's fp16-compressed IR (MODEL_PRECISION=fp16: OpenVINO only)."""
+    if engine == "tensorflow":
+        raise ValueError("MODEL_PRECISION=fp16 is OpenVINO's IR: not with MODEL_ENGINE=tensorflow")
+    entry = manifest.get("openvino_fp16")
+    if not isinstance(entry, dict):
+        raise ValueError(
+            "MODEL_PRECISION=fp16: the artifact has no fp16 IR; rebuild it with "
+            "infra/build_model.py"
+        )
+    return entry
+
+
+def artifact_files(manifest: dict[str, Any], precision: str, engine: str) -> list[str]:
+    """The artifact's files (relative paths) that serving it at `precision` with `engine` reads:
+    what a fetch from Cloud Storage copies (nothing else)."""
+    files = list(manifest.get("files") or {})
+    if manifest.get("format") == "tflite":
+        return [str(manifest["path"])]
+    if precision == "fp16":
+        entry = _fp16_entry(manifest, engine)
+        return [entry["xml"], entry["bin"]]
+    if precision != "int8" and choose_engine(manifest, engine) == "openvino":
+        return [manifest["openvino"]["xml"], manifest["openvino"]["bin"]]
+    saved_model = str(manifest["path"]).rstrip("/") + "/"
+    weights = [manifest["weights"]["path"]] if "weights" in manifest else []
+    return [path for path in files if path.startswith(saved_model)] + weights
 
 
 def _convert_at_load(weights: str) -> Classifier:
@@ -292,7 +329,8 @@ def _load(
     if weights.startswith("gs://"):
         from autotagger import gcs
 
-        return _load(str(gcs.fetch(weights)), precision, engine, openvino_hint)
+        fetched = gcs.fetch(weights, lambda m: artifact_files(m, precision, engine))
+        return _load(str(fetched.path), precision, engine, openvino_hint)
     path = Path(weights)
     if path.is_dir() and (path / MANIFEST).exists():
         return _warm_up(_load_artifact(path, precision, engine, openvino_hint))
@@ -300,6 +338,8 @@ def _load(
         return _warm_up(engines.load_litert(f"vgg16/tflite:{path.name}", path=path))
     if precision == "int8":
         return _warm_up(_convert_at_load(weights))
+    if precision == "fp16":
+        raise ValueError("MODEL_PRECISION=fp16 needs an artifact with an fp16 IR (build_model.py)")
     if engine == "openvino":
         raise ValueError(
             "MODEL_ENGINE=openvino needs an artifact with an OpenVINO IR (infra/build_model.py)"

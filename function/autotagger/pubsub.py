@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from google.api_core import retry as api_retry
-from google.cloud.pubsub_v1 import PublisherClient
-from google.cloud.pubsub_v1.types import BatchSettings
 
 from autotagger import messages
 from autotagger.config import Settings
 from autotagger.errors import ConfigError, PublishError
 from autotagger.retry import GOOGLE_TRANSIENT
+
+if TYPE_CHECKING:  # the client library is imported on first publish: inline mode never pays it
+    from google.cloud.pubsub_v1 import PublisherClient
 
 EMULATOR_PROJECT = "demo-autotagger"
 _TRANSIENT = GOOGLE_TRANSIENT
@@ -44,11 +46,16 @@ def project(settings: Settings) -> str:
 
 
 def topic_path(settings: Settings) -> str:
-    return PublisherClient.topic_path(project(settings), settings.pubsub_topic)
+    from google.cloud.pubsub_v1 import PublisherClient
+
+    return str(PublisherClient.topic_path(project(settings), settings.pubsub_topic))
 
 
 def client(settings: Settings) -> PublisherClient:
     """One publisher per emulator host (None = Google), created on first use."""
+    from google.cloud.pubsub_v1 import PublisherClient
+    from google.cloud.pubsub_v1.types import BatchSettings
+
     with _lock:
         key = settings.pubsub_emulator_host
         if key not in _clients:
