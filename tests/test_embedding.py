@@ -262,6 +262,7 @@ def test_done_document_stores_the_embedding_never_the_api(
     assert response.status_code == 200, response.get_data(as_text=True)
     record = response.get_json()
     assert record["status"] == "done" and "embedding" not in record
+    assert record["has_embedding"] is True  # what tells the page /api/similar can answer
 
     document = stored()[resource["asset_id"]]
     vector = _check_vector(document["embedding"])

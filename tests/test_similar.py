@@ -183,6 +183,8 @@ def test_similar_errors_and_private_mode(
     ref.update({"embedding": firestore.DELETE_FIELD})
 
     public = make_client("results")
+    listed = public.get(f"/api/results?asset_id={old['asset_id']}").get_json()["results"]
+    assert listed[0]["has_embedding"] is False and first["has_embedding"] is True
     assert public.get("/api/similar?asset_id=nope123").status_code == 404
     conflict = public.get(f"/api/similar?asset_id={old['asset_id']}")
     assert conflict.status_code == 409

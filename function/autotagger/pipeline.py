@@ -48,7 +48,9 @@ _prefetch = ThreadPoolExecutor(max_workers=32, thread_name_prefix="prefetch")
 
 
 def to_public(record: dict[str, Any]) -> dict[str, Any]:
-    """The JSON view of a stored document: known, non-null fields; timestamps as ISO 8601."""
+    """The JSON view of a stored document: known, non-null fields; timestamps as ISO 8601.
+    The embedding itself never; a `done` document says whether it has one (`has_embedding`:
+    whether `/api/similar` can answer for it)."""
     out: dict[str, Any] = {}
     for key in PUBLIC_FIELDS:
         value = record.get(key)
@@ -57,6 +59,8 @@ def to_public(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dt.datetime):
             value = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         out[key] = value
+    if record.get("status") == "done":
+        out["has_embedding"] = record.get(store.EMBEDDING_FIELD) is not None
     return out
 
 
