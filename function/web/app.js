@@ -59,6 +59,7 @@
   let knownLabels = [];
   let galleryRequest = 0;
   let similarRequest = 0; // bumps whenever the current result changes: older answers are dropped
+  let similarOf = null; // the done result the strip is about (reloaded when the key changes)
 
   // -- small helpers ------------------------------------------------------------------------
 
@@ -356,6 +357,7 @@
 
   function clearSimilar() {
     similarRequest += 1;
+    similarOf = null;
     el.similar.replaceChildren();
     el.similarBlock.hidden = true;
     el.similarMessage.hidden = true;
@@ -409,6 +411,7 @@
 
   async function loadSimilar(record) {
     const request = ++similarRequest;
+    similarOf = record;
     // only a result with an embedding can be compared (older ones get it from `backfill`)
     if (record.status !== "done" || !record.has_embedding || !ASSET_ID.test(record.asset_id || "")) {
       return;
@@ -583,6 +586,7 @@
       accessMessage("");
       setAccessKey(key);
       loadGallery(null);
+      if (similarOf) loadSimilar(similarOf);
     } else if (verdict === false) {
       el.accessKey.select();
       accessMessage("That access key is not valid.");
@@ -595,6 +599,7 @@
     setAccessKey(null);
     accessMessage("");
     loadGallery(null);
+    if (similarOf) loadSimilar(similarOf);
   }
 
   function setUpAccess() {

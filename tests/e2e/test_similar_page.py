@@ -113,12 +113,22 @@ def test_more_like_this_in_private_mode_needs_the_key(
     expect(page.locator("#current-similar .similar-item")).to_have_count(0)
     assert asked == []
 
-    # with the key: open this browser's upload from the gallery, the strip is filled
+    # unlocking fills the strip of the result on screen
     page.locator("#access-key").fill(TOKEN)
     page.get_by_role("button", name="Unlock", exact=True).click()
     expect(page.get_by_role("button", name="Lock", exact=True)).to_be_visible()
-    page.locator("#gallery-grid .card").filter(has_text="mine/scene").first.click()
     items = page.locator("#current-similar .similar-item")
+    expect(items).to_have_count(5)
+    # locking empties it again; a result opened from the gallery with the key has its strip
+    page.get_by_role("button", name="Lock", exact=True).click()
+    expect(page.locator("#current-similar-message")).to_have_text(
+        "Enter the access key to see more like this."
+    )
+    expect(items).to_have_count(0)
+    page.locator("#access-key").fill(TOKEN)
+    page.get_by_role("button", name="Unlock", exact=True).click()
+    expect(items).to_have_count(5)
+    page.locator("#gallery-grid .card").filter(has_text="mine/scene").first.click()
     expect(items).to_have_count(5)
     expect(page.locator("#current-similar .near-duplicate")).to_have_count(2)
     expect(page.locator("#current-similar-message")).to_be_hidden()
