@@ -84,6 +84,12 @@ def test_more_like_this_strip_marks_near_duplicates_and_navigates(
         "src", re.compile(r"^http://127\.0\.0\.1:\d+/.*/c_fill,g_auto,w_200,h_150")
     )
     assert len(asked) == 1 and "limit=8" in asked[0].url
+    # styled as a strip (a stylesheet rule left open would nest, and drop, every rule after it)
+    strip = page.locator("#current-similar")
+    assert strip.evaluate("e => getComputedStyle(e).display") == "grid"
+    assert strip.evaluate("e => getComputedStyle(e).gridAutoFlow") == "column"
+    badge = near.first.locator(".similar-badge")
+    assert badge.evaluate("e => getComputedStyle(e).position") == "absolute"
 
     # a thumbnail is clickable: it becomes the current result, with its own strip
     items.nth(2).locator("button").click()
