@@ -168,11 +168,14 @@ def describe_firestore_emulator() -> str:
 
 def _is_current(directory: Path) -> bool:
     """The artifact exists in today's layout (every file's sha256 in the manifest; fp32: weights
-    in a memory-mapped weights.bin, an OpenVINO IR and its fp16-compressed twin)."""
+    in a memory-mapped weights.bin, an OpenVINO IR and its fp16-compressed twin; both
+    precisions: the embedding output)."""
     manifest = directory / "manifest.json"
     if not manifest.exists():
         return False
     content = json.loads(manifest.read_text())
+    if "embedding" not in content:
+        return False
     return "files" in content and (
         content.get("format") == "tflite"
         or ((directory / "weights.bin").exists() and "openvino_fp16" in content)

@@ -113,6 +113,8 @@ class Settings:
     # Model loading: where a gs:// artifact is cached; load while the server boots.
     model_cache_dir: Path = field(default_factory=lambda: model_cache_dir({}))
     model_preload: bool = True
+    # More like this: the cosine distance at or below which two assets are the same picture.
+    near_duplicate_distance: float = 0.0012
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -419,6 +421,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         concept_threshold=_float(env, "CONCEPT_THRESHOLD", 0.5, 0.01, 1.0),
         model_cache_dir=model_cache_dir(env),
         model_preload=_flag(env, "MODEL_PRELOAD", True),
+        near_duplicate_distance=_float(env, "NEAR_DUPLICATE_DISTANCE", 0.0012, 0.0, 2.0),
     )
 
 

@@ -54,6 +54,7 @@ def public_config(settings: Settings) -> dict[str, Any]:
         "forwardUrl": forward_url,
         "widgetScript": WIDGET_SCRIPT_URL,
         "resultsApi": "/api/results",
+        "similarApi": "/api/similar",
         "pollTimeoutS": POLL_TIMEOUT_S,
         "maxImageBytes": settings.max_image_bytes,
         # Concept filters query `?tag=` with the tag as written (TAG_PREFIX + concept name).

@@ -13,7 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import cloudinary_client, concepts, imaging, logs, model, store, tagging, video
+from autotagger import (
+    cloudinary_client,
+    concepts,
+    embeddings,
+    imaging,
+    logs,
+    model,
+    store,
+    tagging,
+    video,
+)
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
@@ -43,6 +53,8 @@ PUBLIC_FIELDS = (
     "concepts",
     "concept_vocabulary",
 )
+# Stored, never served by the JSON API: the descriptor "more like this" searches on.
+STORED_FIELDS = (*PUBLIC_FIELDS, store.EMBEDDING_FIELD)
 
 
 # Download + decode run here while the request thread makes the claim (both mostly wait on the
@@ -51,7 +63,9 @@ _prefetch = ThreadPoolExecutor(max_workers=32, thread_name_prefix="prefetch")
 
 
 def to_public(record: dict[str, Any]) -> dict[str, Any]:
-    """The JSON view of a stored document: known, non-null fields; timestamps as ISO 8601."""
+    """The JSON view of a stored document: known, non-null fields; timestamps as ISO 8601.
+    The embedding itself never; a `done` document says whether it has one (`has_embedding`:
+    whether `/api/similar` can answer for it)."""
     out: dict[str, Any] = {}
     for key in PUBLIC_FIELDS:
         value = record.get(key)
@@ -60,6 +74,8 @@ def to_public(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dt.datetime):
             value = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         out[key] = value
+    if record.get("status") == "done":
+        out["has_embedding"] = record.get(store.EMBEDDING_FIELD) is not None
     return out
 
 
@@ -79,12 +95,15 @@ def _classify(
     batch = fetched.result()
     classifier = model.for_settings(settings, timings)
     with timings.stage("predict"):
-        probabilities = classifier.predict(batch)[0]
+        out = model.infer(classifier, batch)  # labels and embedding: one forward
+    probabilities = out.probabilities[0]
     predictions = model.top_k(probabilities, settings.top_k)
-    result = tagging.result(predictions, settings, classifier.name)
-    return tagging.with_concepts(
-        result, concepts.fields(probabilities, settings.concept_threshold), settings.tag_prefix
+    result = tagging.with_concepts(
+        tagging.result(predictions, settings, classifier.name),
+        concepts.fields(probabilities, settings.concept_threshold),
+        settings.tag_prefix,
     )
+    return {**result, "embedding": embeddings.of_image(out.embeddings)}
 
 
 def process_upload(
@@ -93,21 +112,30 @@ def process_upload(
     *,
     reclassify: bool = False,
     delivery_id: str | None = None,
+    refresh_embedding: bool = False,
 ) -> dict[str, Any]:
     """Classify one image or video upload exactly once; return the public record (plus
     `duplicate`). `reclassify`: a `done` document made by another model than the configured one
     is redone. `delivery_id`: the same for every delivery of one message (its claim id), so a
-    redelivery after a crash continues that claim instead of waiting for it to expire."""
+    redelivery after a crash continues that claim instead of waiting for it to expire.
+    `refresh_embedding` (backfill): a `done` document without an embedding is redone when the
+    configured model has one."""
     upload = video.complete(upload)
     if (reason := video.ignore_reason(upload)) is not None:
         logs.info("upload ignored", asset_id=upload.asset_id, reason=reason)
         return {"status": "ignored", "reason": reason}
     timings = Timings()
-    current_model = model.for_settings(settings, timings).name if reclassify else None
+    current_model, refresh_embedding = _takeover(settings, timings, reclassify, refresh_embedding)
     fetch: Any = video.fetch_frames if video.is_video(upload) else _fetch
     fetched = _prefetch.submit(fetch, upload, settings, timings)  # used only if claimed
     with timings.stage("claim"):
-        claim = store.claim(settings, upload, model=current_model, claim_id=delivery_id)
+        claim = store.claim(
+            settings,
+            upload,
+            model=current_model,
+            claim_id=delivery_id,
+            missing_embedding=refresh_embedding,
+        )
     if claim.state == "duplicate":
         logs.info("duplicate delivery: already classified", asset_id=upload.asset_id)
         return {**to_public(claim.existing or {}), "duplicate": True}
@@ -142,7 +170,7 @@ def process_upload(
     record["updated_at"] = store.now()
     with timings.stage("store"):
         try:
-            saved = store.save(settings, record, PUBLIC_FIELDS, claim.claim_id)
+            saved = store.save(settings, record, STORED_FIELDS, claim.claim_id)
         except Exception as exc:
             _release(settings, upload.asset_id, exc, claim.claim_id)
             raise
@@ -235,6 +263,18 @@ def _withdraw_tags(settings: Settings, upload: Upload, written: list[str]) -> No
             )
     except Exception as exc:
         logs.warning("could not withdraw tags", asset_id=upload.asset_id, error=str(exc)[:300])
+
+
+def _takeover(
+    settings: Settings, timings: Timings, reclassify: bool, refresh_embedding: bool
+) -> tuple[str | None, bool]:
+    """What a final document must lack to be redone: (the current model's name when
+    re-classifying, whether a missing embedding counts: only if the model gives one)."""
+    if not reclassify and not refresh_embedding:
+        return None, False
+    classifier = model.for_settings(settings, timings)
+    current = classifier.name if reclassify else None
+    return current, refresh_embedding and model.embedding_dim(classifier) is not None
 
 
 def _claim_lost(upload: Upload, when: str) -> dict[str, Any]:

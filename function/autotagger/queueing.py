@@ -3,7 +3,8 @@
 Outcome mapping for a delivered message (Pub/Sub acknowledges when the function returns and
 redelivers with backoff when it raises):
 
-- `done`, `failed`, duplicate, superseded version: return (acknowledged);
+- `done`, `failed`, duplicate, superseded version: return (acknowledged); a `backfill` or
+  `reclassify` message also redoes a `done` document that has no embedding yet;
 - a redelivery of a message whose earlier delivery crashed (its instance died): the claim id is
   the message's, so the redelivery continues that claim at once (Pub/Sub redelivers a message
   only after the earlier delivery failed or outlived the ack deadline, which is longer than
@@ -78,9 +79,13 @@ def consume(event_data: Any, settings: Settings) -> dict[str, Any]:
     }
     try:
         cloudinary_client.require_account(settings)
-        reclassify = received.message.origin == "reclassify"
+        origin = received.message.origin
         record = pipeline.process_upload(
-            upload, settings, reclassify=reclassify, delivery_id=delivery_id(message_id)
+            upload,
+            settings,
+            reclassify=origin == "reclassify",
+            delivery_id=delivery_id(message_id),
+            refresh_embedding=origin in ("backfill", "reclassify"),  # a library gets embeddings
         )
     except Exception as exc:
         reason = exc.message if isinstance(exc, AutotaggerError) else f"{type(exc).__name__}"

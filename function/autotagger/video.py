@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from autotagger import cloudinary_client, concepts, imaging, logs, model, tagging
+from autotagger import cloudinary_client, concepts, embeddings, imaging, logs, model, tagging
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, UpstreamError
 from autotagger.logs import Timings
@@ -150,13 +150,15 @@ def _usable(frames: list[Frame]) -> list[Frame]:
 
 def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]]) -> dict[str, Any]:
     """The video's result: one forward over its frames, predictions = top-k of the mean of
-    the frames' probabilities, plus `frames` (offset, top-1 label and score, or the error)."""
+    the frames' probabilities, plus `frames` (offset, top-1 label and score, or the error) and
+    `embedding` (the normalised mean of the frames')."""
     frames = fetched.result()
     usable = _usable(frames)
     batch = imaging.preprocess(np.stack([f.pixels for f in usable if f.pixels is not None]))
     classifier = model.for_settings(settings, timings)
     with timings.stage("predict"):
-        probabilities = np.asarray(classifier.predict(batch))  # one forward, every frame
+        out = model.infer(classifier, batch)  # one forward, every frame
+    probabilities = out.probabilities
     mean = probabilities.mean(axis=0)
     predictions = model.top_k(mean, settings.top_k)
     per_frame = iter(probabilities)
@@ -174,4 +176,4 @@ def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]])
         concepts.fields(mean, settings.concept_threshold),
         settings.tag_prefix,
     )
-    return {**result, "frames": described}
+    return {**result, "frames": described, "embedding": embeddings.of_frames(out.embeddings)}

@@ -14,6 +14,8 @@
   const PREVIEW = "c_limit,w_1200,h_1200,q_auto,f_auto";
   const THUMB = "c_fill,g_auto,w_480,h_360,q_auto,f_auto";
   const FRAME_THUMB = "c_fill,w_160,h_120,q_auto,f_auto";
+  const SIMILAR_THUMB = "c_fill,g_auto,w_200,h_150,q_auto,f_auto";
+  const SIMILAR_LIMIT = 8;
 
   const el = {
     button: $("upload-button"),
@@ -33,6 +35,9 @@
     tags: $("current-tags"),
     framesBlock: $("current-frames-block"),
     frames: $("current-frames"),
+    similarBlock: $("current-similar-block"),
+    similar: $("current-similar"),
+    similarMessage: $("current-similar-message"),
     meta: $("current-meta"),
     actions: $("current-actions"),
     checkAgain: $("check-again"),
@@ -56,6 +61,8 @@
   let knownLabels = [];
   let knownConcepts = [];
   let galleryRequest = 0;
+  let similarRequest = 0; // bumps whenever the current result changes: older answers are dropped
+  let similarOf = null; // the done result the strip is about (reloaded when the key changes)
 
   // -- small helpers ------------------------------------------------------------------------
 
@@ -266,6 +273,7 @@
     el.tags.replaceChildren();
     el.tagsBlock.hidden = true;
     clearFrameStrip();
+    clearSimilar();
     el.meta.replaceChildren();
     el.meta.hidden = true;
     el.actions.hidden = true;
@@ -362,6 +370,115 @@
     el.conceptsBlock.hidden = list.length === 0;
   }
 
+  // -- more like this ------------------------------------------------------------------------
+  // The current result's nearest stored embeddings (GET /api/similar), as clickable thumbnails;
+  // near-duplicates (the same picture resized, recompressed or cropped) are marked. A listing:
+  // in private mode it needs the access key (Bearer header), like "Recent results".
+
+  function clearSimilar() {
+    similarRequest += 1;
+    similarOf = null;
+    el.similar.replaceChildren();
+    el.similarBlock.hidden = true;
+    el.similarMessage.hidden = true;
+  }
+
+  function similarMessage(text) {
+    el.similar.replaceChildren();
+    el.similarMessage.textContent = text;
+    el.similarMessage.hidden = false;
+    el.similarBlock.hidden = false;
+  }
+
+  function similarCard(item) {
+    const li = node("li", item.near_duplicate ? "similar-item near-duplicate" : "similar-item");
+    const button = node("button", "similar-button");
+    button.type = "button";
+    const media = node("div", "similar-media");
+    const url = mediaUrl(item, SIMILAR_THUMB);
+    if (url) {
+      const image = node("img");
+      image.loading = "lazy";
+      image.decoding = "async";
+      image.alt = humanLabel(item.label) || item.public_id || "Similar asset";
+      image.addEventListener("error", () => {
+        image.hidden = true;
+        media.append(placeholder());
+      });
+      image.src = url;
+      media.append(image);
+    } else {
+      media.append(placeholder());
+    }
+    if (isVideo(item)) media.append(videoBadge(item));
+    if (item.near_duplicate) media.append(node("span", "similar-badge", "Near-duplicate"));
+    const caption = node("span", "similar-caption", humanLabel(item.label) || item.public_id || "");
+    button.append(media, caption);
+    const distance = typeof item.distance === "number" ? item.distance.toFixed(4) : "?";
+    button.title = `${item.public_id || ""} (distance ${distance})`;
+    button.setAttribute(
+      "aria-label",
+      `${item.near_duplicate ? "Near-duplicate: " : ""}${humanLabel(item.label) || ""}: ${item.public_id || ""}`,
+    );
+    button.addEventListener("click", () => {
+      run += 1;
+      renderRecord(item);
+      el.current.scrollIntoView({ behavior: "smooth", block: "start" });
+    });
+    li.append(button);
+    return li;
+  }
+
+  async function loadSimilar(record) {
+    const request = ++similarRequest;
+    similarOf = record;
+    // only a result with an embedding can be compared (older ones get it from `backfill`)
+    if (record.status !== "done" || !record.has_embedding || !ASSET_ID.test(record.asset_id || "")) {
+      return;
+    }
+    const key = PRIVATE ? accessKey() : null;
+    if (PRIVATE && !key) {
+      similarMessage("Enter the access key to see more like this.");
+      return;
+    }
+    const params = new URLSearchParams({ asset_id: record.asset_id, limit: String(SIMILAR_LIMIT) });
+    let response;
+    let body;
+    try {
+      response = await fetch(`${config.similarApi || "/api/similar"}?${params}`, {
+        headers: { Accept: "application/json", ...authorization(key) },
+        cache: "no-store",
+      });
+      body = await response.json().catch(() => null);
+    } catch (error) {
+      if (request === similarRequest) similarMessage(`Couldn't load similar results: ${errorText(error)}`);
+      return;
+    }
+    if (request !== similarRequest) return;
+    if (PRIVATE && response.status === 401) {
+      similarMessage("Enter the access key to see more like this.");
+      return;
+    }
+    if (response.status === 409) {
+      similarMessage("Not comparable yet: this result has no embedding.");
+      return;
+    }
+    if (!response.ok) {
+      similarMessage(`Couldn't load similar results: ${(body && body.error) || `HTTP ${response.status}`}`);
+      return;
+    }
+    const results = (body && Array.isArray(body.results) ? body.results : []).filter(
+      (item) => item && typeof item === "object",
+    );
+    if (!results.length) {
+      similarMessage("Nothing similar stored yet.");
+      return;
+    }
+    el.similarMessage.hidden = true;
+    el.similar.replaceChildren(...results.map(similarCard));
+    el.similarBlock.hidden = false;
+  }
+
   function renderRecord(record) {
     showImage(mediaUrl(record, PREVIEW), humanLabel(record.label) || record.public_id);
     if (record.status === "done") {
@@ -371,6 +488,7 @@
       for (const tag of record.tags || []) el.tags.append(node("li", "tag", tag));
       el.tagsBlock.hidden = !(record.tags || []).length;
       renderFrameStrip(record);
+      loadSimilar(record);
     } else if (record.status === "failed") {
       const what = isVideo(record) ? "video" : "image";
       setState("failed", `Couldn't classify this ${what}`, record.error || "No reason was recorded.");
@@ -489,6 +607,7 @@
       accessMessage("");
       setAccessKey(key);
       loadGallery(null);
+      if (similarOf) loadSimilar(similarOf);
     } else if (verdict === false) {
       el.accessKey.select();
       accessMessage("That access key is not valid.");
@@ -501,6 +620,7 @@
     setAccessKey(null);
     accessMessage("");
     loadGallery(null);
+    if (similarOf) loadSimilar(similarOf);
   }
 
   function setUpAccess() {
