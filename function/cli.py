@@ -4,9 +4,11 @@
     python function/cli.py results [--asset-id A | --public-id P | --label L] [--limit N] [--json]
     python function/cli.py backfill [--prefix P] [--limit N] [--dry-run] [--videos]
     python function/cli.py backfill --enqueue [--model-changed] [--prefix P] [--dry-run] [--videos]
+    python function/cli.py learn [--prefix P] [--dry-run] [--json] [--plot PATH]
 
 Settings come from the environment, exactly as for the function (README, "Configuration");
-`classify` needs only MODEL_WEIGHTS, `results` Firestore, `backfill` also CLOUDINARY_URL.
+`classify` needs only MODEL_WEIGHTS, `results` Firestore, `backfill` and `learn` also
+CLOUDINARY_URL.
 Errors are one line on stderr; exit codes: 0 ok, 1 failed, 2 usage or configuration,
 75 Admin API budget spent (resume later), 130 interrupted.
 """
@@ -607,6 +609,282 @@ def _budget_stop(
     return EXIT_BUDGET
 
 
+# -- learn ---------------------------------------------------------------------------------------
+
+DEFAULT_LEARN_CURSOR_FILE = ".autotagger-learn.json"
+
+
+def _learn_resume_command(args: argparse.Namespace) -> str:
+    words = ["python", "function/cli.py", "learn"]
+    if args.prefix:
+        words += ["--prefix", args.prefix]
+    if args.page_size != ADMIN_PAGE_SIZE:
+        words += ["--page-size", str(args.page_size)]
+    if args.cursor_file != DEFAULT_LEARN_CURSOR_FILE:
+        words += ["--cursor-file", args.cursor_file]
+    if args.model:
+        words += ["--model", args.model]
+    for flag in ("dry_run", "json"):
+        if getattr(args, flag):
+            words.append("--" + flag.replace("_", "-"))
+    if args.plot:
+        words += ["--plot", args.plot]
+    return shlex.join(words)
+
+
+def _list_tagged(
+    args: argparse.Namespace, state: dict[str, Any], path: Path, tell: Callable[[str], None]
+) -> int | None:
+    """List the account's images with their tags, page by page from the saved cursor, keeping
+    the tagged ones in `state`; None when the listing is complete, else the exit code (the
+    budget ran out or Ctrl-C: the place is saved in `path`)."""
+    stop = _StopRequest()
+    with stop.installed(), _bar(None, "img", initial=state["listed"]) as bar:
+        while not state["complete"]:
+            try:
+                page = cloudinary_client.list_page(
+                    args.prefix, state["next_cursor"], args.page_size, "image", tags=True
+                )
+            except RateLimitExceeded as exc:
+                return _learn_stop(args, state, path, tell, exc.message)
+            state["admin_requests"] += 1
+            for resource in page.resources:
+                tags = [str(t) for t in resource.get("tags") or ()]
+                if tags and resource.get("asset_id"):
+                    version = int(resource.get("version") or 0)
+                    state["assets"][str(resource["asset_id"])] = [version, tags]
+            state["listed"] += len(page.resources)
+            state["next_cursor"] = page.next_cursor
+            state["complete"] = page.next_cursor is None
+            bar.update(len(page.resources))
+            _write_cursor(path, state)
+            if state["complete"]:
+                break
+            if stop.requested:
+                tell(f"interrupted; progress saved in {path}\n")
+                tell(f"continue with: {_learn_resume_command(args)}\n")
+                return EXIT_INTERRUPTED
+            if page.rate_remaining is not None and page.rate_remaining <= args.reserve:
+                detail = (
+                    f"{page.rate_remaining} of {page.rate_limit} requests left this hour, "
+                    f"resets {page.rate_reset_at or 'on the hour'}"
+                )
+                return _learn_stop(args, state, path, tell, detail)
+    return None
+
+
+def _learn_stop(
+    args: argparse.Namespace,
+    state: dict[str, Any],
+    path: Path,
+    tell: Callable[[str], None],
+    detail: str,
+) -> int:
+    _write_cursor(path, state)
+    tell(
+        f"stopped: Admin API budget exhausted ({detail}) after {state['listed']} images; "
+        f"progress saved in {path}\n"
+    )
+    tell(f"resume after the reset with: {_learn_resume_command(args)}\n")
+    return EXIT_BUDGET
+
+
+def _training_set(
+    settings: Settings, state: dict[str, Any], model_name: str | None
+) -> tuple[Any, list[set[str]], str | None, Counter[str]]:
+    """(embeddings, people's tags per row, the embedding space, why assets were left out):
+    the listed tagged assets joined with their stored documents."""
+    import numpy as np
+
+    from autotagger import vocabulary_learn, vocabulary_store
+
+    listed: dict[str, list[Any]] = state["assets"]
+    documents = vocabulary_store.training_documents(settings, listed)
+    skipped: Counter[str] = Counter()
+    usable: list[tuple[str, dict[str, Any], Any]] = []
+    for asset_id, (version, _) in listed.items():
+        document = documents.get(asset_id)
+        vector = vocabulary_store.embedding_of(document) if document else None
+        if document is None:
+            skipped["not classified yet (run backfill)"] += 1
+        elif document.get("status") != "done":
+            skipped[f"status {document.get('status')}"] += 1
+        elif int(document.get("version") or 0) != version:
+            skipped["classified for another version (run backfill)"] += 1
+        elif vector is None:
+            skipped["no embedding (run backfill)"] += 1
+        else:
+            usable.append((asset_id, document, vector))
+    models = Counter(str(document.get("model")) for _, document, _ in usable)
+    chosen = model_name or (models.most_common(1)[0][0] if models else None)
+    rows = [(a, d, v) for a, d, v in usable if str(d.get("model")) == chosen]
+    if len(rows) < len(usable):
+        skipped["embedding of another model (--model, or backfill --model-changed)"] += len(
+            usable
+        ) - len(rows)
+    dims = Counter(len(v) for _, _, v in rows)
+    dim = dims.most_common(1)[0][0] if dims else 0
+    skipped["embedding of an odd size"] += sum(1 for _, _, v in rows if len(v) != dim)
+    rows = [row for row in rows if len(row[2]) == dim]
+    tag_sets = [
+        vocabulary_learn.people_tags(listed[a][1], d, settings.tag_prefix) for a, d, _ in rows
+    ]
+    embeddings = np.stack([v for _, _, v in rows]) if rows else np.zeros((0, 0), np.float32)
+    return embeddings, tag_sets, chosen, +skipped
+
+
+def _print_learned(reports: list[Any], out: TextIO) -> None:
+    def cell(value: float | None, digits: int = 3) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    header = ("tag", "positives", "AP", "threshold", "precision", "recall", "outcome")
+    rows = [
+        (
+            r.tag,
+            str(r.positives),
+            cell(r.ap),
+            cell(r.threshold),
+            cell(r.precision),
+            cell(r.recall),
+            r.reason,
+        )
+        for r in reports
+    ]
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            cell.ljust(w) if c in (0, 6) else cell.rjust(w)
+            for c, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+def _learn_summary(
+    summary: dict[str, Any], args: argparse.Namespace, settings: Settings
+) -> list[str]:
+    """The run's closing lines: what was listed, trained, learned, left out, published."""
+    lines = [
+        f"{summary['listed']} images listed, {summary['tagged']} tagged, "
+        f"{summary['trained_on']} with a person's tag and an embedding trained on "
+        f"({summary['model'] or 'no model'}); {summary['learned']} tags learned, "
+        f"{summary['refused']} refused (training {summary['seconds']['training']:.1f} s)"
+    ]
+    lines += [f"  left out: {count} {why}" for why, count in summary["skipped"].items()]
+    if not summary["tags"]:
+        lines.append("nothing to learn: no image has both a person's tag and a stored embedding")
+    if args.dry_run:
+        lines.append("dry run: nothing published")
+    elif summary["published"]:
+        lines.append(
+            f"published vocabulary version {summary['version']}: instances use it within "
+            f"{settings.vocabulary_refresh_s} s (VOCABULARY_REFRESH_S)"
+        )
+    else:
+        lines.append("no tag learned: the published vocabulary is unchanged")
+    return lines
+
+
+def cmd_learn(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """List the account's tags, join them with the stored embeddings, learn, report, publish."""
+    from autotagger import vocabulary_learn, vocabulary_store  # scikit-learn: only here
+
+    account = cloudinary_client.require_account(settings)
+
+    def tell(text: str) -> None:  # with --json, stdout carries only the JSON
+        if args.json:
+            _say(text.rstrip("\n"))
+        else:
+            out.write(text)
+
+    selection = {"cloud": account.cloud_name, "prefix": args.prefix, "resource_type": "image"}
+    path = Path(args.cursor_file)
+    state = _read_cursor(path, selection)
+    if state is None:
+        state = {
+            "selection": selection,
+            "next_cursor": None,
+            "complete": False,
+            "listed": 0,
+            "admin_requests": 0,
+            "assets": {},
+        }
+    else:
+        _say(f"resuming from {path}: {state['listed']} images listed")
+    started = time.perf_counter()
+    code = _list_tagged(args, state, path, tell)
+    if code is not None:
+        return code
+    listed_s = time.perf_counter() - started
+    started = time.perf_counter()
+    embeddings, tag_sets, model_name, skipped = _training_set(settings, state, args.model)
+    join_s = time.perf_counter() - started
+    learned = vocabulary_learn.learn(
+        embeddings,
+        tag_sets,
+        min_examples=settings.vocabulary_min_examples,
+        precision=settings.vocabulary_precision,
+        jobs=args.jobs,
+    )
+    version: int | None = None
+    if learned.tags and not args.dry_run:
+        version = vocabulary_store.publish(
+            settings,
+            vocabulary_store.Vocabulary(
+                version=0,
+                model=model_name or "",
+                tags=learned.tags,
+                weights=learned.weights,
+                bias=learned.bias,
+                thresholds=learned.thresholds,
+                figures=learned.figures(),
+                created_at=store.now(),
+                summary={
+                    "assets": learned.assets,
+                    "listed": state["listed"],
+                    "tags_considered": len(learned.reports),
+                    "min_examples": settings.vocabulary_min_examples,
+                    "precision": settings.vocabulary_precision,
+                    "train_s": learned.seconds,
+                },
+            ),
+        )
+    path.unlink(missing_ok=True)
+    plotted = None
+    if args.plot:
+        plotted = vocabulary_learn.plot(
+            learned.reports, Path(args.plot), settings.vocabulary_precision
+        )
+    summary = {
+        "published": version is not None,
+        "version": version,
+        "model": model_name,
+        "listed": state["listed"],
+        "tagged": len(state["assets"]),
+        "trained_on": learned.assets,
+        "skipped": dict(skipped),
+        "learned": len(learned.tags),
+        "refused": len(learned.reports) - len(learned.tags),
+        "admin_requests": state["admin_requests"],
+        "seconds": {
+            "listing": round(listed_s, 3),
+            "join": round(join_s, 3),
+            "training": learned.seconds,
+        },
+        "tags": [r.as_dict() for r in learned.reports],
+    }
+    if args.json:
+        json.dump(summary, out, ensure_ascii=False)
+        out.write("\n")
+    elif learned.reports:
+        _print_learned(learned.reports, out)
+    lines = _learn_summary(summary, args, settings)
+    if plotted is not None:
+        lines.append(f"plot of {plotted} tags written to {args.plot}")
+    for line in lines:
+        tell(line + "\n")
+    return EXIT_OK
+
+
 # -- parser and main -----------------------------------------------------------------------------
 
 
@@ -720,6 +998,51 @@ def build_parser() -> _Parser:
         help="--enqueue: stop when this many Admin API requests are left this hour [0]",
     )
     backfill.set_defaults(func=cmd_backfill)
+
+    learn = commands.add_parser(
+        "learn",
+        help="learn the account's own vocabulary from the tags people use",
+        description=(
+            "List the account's images with their tags (Admin API, pages of --page-size), join "
+            "them with the stored embeddings (run backfill first), and train a logistic "
+            "regression per tag people put on at least VOCABULARY_MIN_EXAMPLES images (never "
+            "on tags this project wrote). A tag is learned when held-out folds reach "
+            "VOCABULARY_PRECISION with at least half its images found; others are reported "
+            "as refused. The vocabulary is published to Firestore (versioned); instances "
+            "pick it up within VOCABULARY_REFRESH_S. When the Admin API's hourly budget runs "
+            "out, the listing stops with exit 75 and the place saved in --cursor-file: the "
+            "same command resumes it."
+        ),
+    )
+    learn.add_argument("--prefix", help="only public IDs starting with P")
+    learn.add_argument("--dry-run", action="store_true", help="train and report, publish nothing")
+    learn.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+    learn.add_argument("--plot", metavar="PATH", help="precision and recall per tag as an image")
+    learn.add_argument(
+        "--model",
+        help="the embedding space to learn on (a stored `model` name) [the most common one]",
+    )
+    learn.add_argument(
+        "--jobs", type=_int_between(1, 64), help="tags trained in parallel [CPUs, at most 4]"
+    )
+    learn.add_argument(
+        "--page-size",
+        type=_int_between(1, ADMIN_PAGE_SIZE),
+        default=ADMIN_PAGE_SIZE,
+        help=f"Admin API page size [{ADMIN_PAGE_SIZE}]",
+    )
+    learn.add_argument(
+        "--cursor-file",
+        default=DEFAULT_LEARN_CURSOR_FILE,
+        help=f"where an unfinished listing keeps its place [{DEFAULT_LEARN_CURSOR_FILE}]",
+    )
+    learn.add_argument(
+        "--reserve",
+        type=_int_between(0, 10**6),
+        default=0,
+        help="stop when this many Admin API requests are left this hour [0]",
+    )
+    learn.set_defaults(func=cmd_learn)
     return parser
 
 

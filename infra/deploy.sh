@@ -34,7 +34,8 @@ Environment (defaults in brackets):
   TOP_K, TAG_THRESHOLD, TAG_PREFIX, LOG_LEVEL  passed to on_upload (defaults: the function's)
   CLOUDINARY_DELIVERY_HOSTS, MODEL_PRECISION, MODEL_MAX_BATCH, DOWNLOAD_RENDITION,
   WEBHOOK_MAX_AGE_S, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, DOWNLOAD_TIMEOUT_S,
-  CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS  passed to on_upload only when set
+  CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS, VOCABULARY_REFRESH_S  passed to on_upload
+                        only when set
   RESULTS_ACCESS        private (listings need the access key) or public (anyone may list:
                         a public demo, only when asked for) [private]
   TOKEN_SECRET_NAME     Secret Manager secret of the access key, created with a random value
@@ -158,7 +159,7 @@ fi
 PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD_RENDITION
   WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S
   VIDEO_FRAMES MAX_VIDEO_SECONDS
-  WEBHOOK_MODE PUBSUB_TOPIC)
+  WEBHOOK_MODE PUBSUB_TOPIC VOCABULARY_REFRESH_S)
 for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${PASS_THROUGH[@]}"; do
   [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
 done

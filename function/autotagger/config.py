@@ -98,6 +98,10 @@ class Settings:
     pubsub_topic: str = "autotagger-uploads"
     pubsub_emulator_host: str | None = None
     pubsub_publish_timeout_s: float = 10.0
+    # The account's own vocabulary: what `cli.py learn` needs, and how often serving re-reads it.
+    vocabulary_min_examples: int = 10
+    vocabulary_precision: float = 0.9
+    vocabulary_refresh_s: int = 300
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -358,6 +362,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_engine=_model_engine(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
         model_openvino_hint=_choice(env, "MODEL_OPENVINO_HINT", ("latency", "throughput")),
         **_queue_settings(env),
+        **_vocabulary_settings(env),
     )
 
 
@@ -466,4 +471,18 @@ def _queue_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "pubsub_topic": topic,
         "pubsub_emulator_host": emulator,
         "pubsub_publish_timeout_s": _float(env, "PUBSUB_PUBLISH_TIMEOUT_S", 10.0, 0.5, 120.0),
+    }
+
+
+# -- the account's own vocabulary ------------------------------------------------------------
+
+
+def _vocabulary_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """VOCABULARY_MIN_EXAMPLES (positives a tag needs to be learned), VOCABULARY_PRECISION (the
+    precision a learned tag must reach on held-out folds), VOCABULARY_REFRESH_S (how stale an
+    instance's copy of the published vocabulary may get)."""
+    return {
+        "vocabulary_min_examples": _int(env, "VOCABULARY_MIN_EXAMPLES", 10, 2, 1_000_000),
+        "vocabulary_precision": _float(env, "VOCABULARY_PRECISION", 0.9, 0.5, 0.999),
+        "vocabulary_refresh_s": _int(env, "VOCABULARY_REFRESH_S", 300, 1, 86400),
     }
