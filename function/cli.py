@@ -4,6 +4,7 @@
     python function/cli.py results [--asset-id A | --public-id P | --label L] [--limit N] [--json]
     python function/cli.py backfill [--prefix P] [--limit N] [--dry-run] [--videos]
     python function/cli.py backfill --enqueue [--model-changed] [--prefix P] [--dry-run] [--videos]
+    python function/cli.py backfill --vocabulary-changed [--enqueue] [--dry-run]
     python function/cli.py learn [--prefix P] [--dry-run] [--json] [--plot PATH]
 
 Settings come from the environment, exactly as for the function (README, "Configuration");
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -353,6 +355,8 @@ def _kind(args: argparse.Namespace) -> str:
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.vocabulary_changed:
+        return cmd_rescore(args, settings, out)
     if args.enqueue or args.model_changed:
         return cmd_enqueue(args, settings, out)
     cloudinary_client.require_account(settings)
@@ -609,6 +613,124 @@ def _budget_stop(
     return EXIT_BUDGET
 
 
+# -- backfill --vocabulary-changed ---------------------------------------------------------------
+
+
+DEFAULT_RESCORE_CURSOR_FILE = ".autotagger-rescore.json"
+
+
+def _rescore_resume_command(args: argparse.Namespace) -> str:
+    words = ["python", "function/cli.py", "backfill", "--vocabulary-changed"]
+    if args.enqueue:
+        words.append("--enqueue")
+    if args.dry_run:
+        words.append("--dry-run")
+    if args.page_size != ADMIN_PAGE_SIZE:
+        words += ["--page-size", str(args.page_size)]
+    if args.cursor_file != DEFAULT_CURSOR_FILE:
+        words += ["--cursor-file", args.cursor_file]
+    return shlex.join(words)
+
+
+def _rescore_all(
+    args: argparse.Namespace,
+    settings: Settings,
+    current: Any,
+    present: dict[str, list[str]],
+    stop: _StopRequest,
+) -> tuple[Counter[str], list[Any]]:
+    """Plan (and, inline, write) every stored document's change; (outcomes with tag counts,
+    the `vocabulary` messages to publish with --enqueue)."""
+    from autotagger import messages, vocabulary_rescore
+
+    names = {settings.tag_prefix + tag for tag in current.tags}
+    outcomes: Counter[str] = Counter()
+    queued: list[messages.AssetMessage] = []
+    with _bar(None, "doc") as bar:
+        for snapshot in vocabulary_rescore.stream(settings):
+            if stop.requested:
+                break
+            bar.update(1)
+            document = snapshot.to_dict() or {}
+            held = present.get(snapshot.id, [])
+            planned = vocabulary_rescore.plan(document, current, settings.tag_prefix, held)
+            if isinstance(planned, str):
+                outcomes[planned] += 1
+                continue
+            outcomes["changed" if planned.changes_tags else "version recorded"] += 1
+            outcomes["+tags"] += len(planned.add)
+            outcomes["-tags"] += len(planned.remove)
+            if args.dry_run:
+                continue
+            if args.enqueue:
+                try:
+                    described = webhook.upload_from_resource(document)
+                except BadRequest as exc:
+                    outcomes[f"not queued: {exc.message}"] += 1
+                    continue
+                upload = dataclasses.replace(described, tags=tuple(t for t in held if t in names))
+                queued.append(
+                    messages.AssetMessage(upload, "vocabulary", vocabulary_version=current.version)
+                )
+            elif not vocabulary_rescore.write(settings, planned, snapshot):
+                outcomes["changed meanwhile (re-classified: left as is)"] += 1
+    return outcomes, queued
+
+
+def cmd_rescore(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Re-score every stored embedding against the current vocabulary; add or remove only the
+    learned tags (inline, or one `vocabulary` message per document to change with --enqueue).
+    No model, no download; the Admin API only to list people's tags (pages of 500, resumable
+    like `learn` when the budget runs out)."""
+    from autotagger import vocabulary_store
+
+    account = cloudinary_client.require_account(settings)
+    if args.model_changed or args.videos or args.prefix:
+        raise CliError(
+            "--vocabulary-changed re-scores every stored document: no --model-changed, "
+            "--videos or --prefix",
+            EXIT_USAGE,
+        )
+    current = vocabulary_store.read_current(settings)
+    if current is None:
+        raise CliError("no vocabulary published: run `cli.py learn` first")
+    # People's tags, so that a learned tag a person already put on an asset stays theirs.
+    path = Path(
+        DEFAULT_RESCORE_CURSOR_FILE if args.cursor_file == DEFAULT_CURSOR_FILE else args.cursor_file
+    )
+    selection = {"cloud": account.cloud_name, "resource_type": "image", "for": "vocabulary"}
+    state = _listing_state(path, selection)
+    code = _list_tagged(args, state, path, out.write, _rescore_resume_command(args))
+    if code is not None:
+        return code
+    present = {asset_id: tags for asset_id, (_, tags) in state["assets"].items()}
+    stop = _StopRequest()
+    with stop.installed():
+        outcomes, queued = _rescore_all(args, settings, current, present, stop)
+    if queued:
+        from autotagger import pubsub
+
+        pubsub.publish_all(settings, queued)
+    if not stop.requested:
+        path.unlink(missing_ok=True)
+    verb = "would change" if args.dry_run else "queued" if args.enqueue else "changed"
+    changed, added, removed = (outcomes.pop(k, 0) for k in ("changed", "+tags", "-tags"))
+    out.write(
+        f"vocabulary version {current.version} ({len(current.tags)} tags): "
+        f"{verb} {changed} assets' learned tags (+{added} / -{removed} tags)"
+        + (f", {len(queued)} messages published" if queued else "")
+        + "\n"
+    )
+    for why, count in sorted(outcomes.items()):
+        out.write(f"  {count} {why}\n")
+    if args.dry_run:
+        out.write("dry run: nothing written\n")
+    if stop.requested:
+        out.write("interrupted: run the same command again to finish (it is idempotent)\n")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
 # -- learn ---------------------------------------------------------------------------------------
 
 DEFAULT_LEARN_CURSOR_FILE = ".autotagger-learn.json"
@@ -633,7 +755,11 @@ def _learn_resume_command(args: argparse.Namespace) -> str:
 
 
 def _list_tagged(
-    args: argparse.Namespace, state: dict[str, Any], path: Path, tell: Callable[[str], None]
+    args: argparse.Namespace,
+    state: dict[str, Any],
+    path: Path,
+    tell: Callable[[str], object],
+    resume: str,
 ) -> int | None:
     """List the account's images with their tags, page by page from the saved cursor, keeping
     the tagged ones in `state`; None when the listing is complete, else the exit code (the
@@ -646,7 +772,7 @@ def _list_tagged(
                     args.prefix, state["next_cursor"], args.page_size, "image", tags=True
                 )
             except RateLimitExceeded as exc:
-                return _learn_stop(args, state, path, tell, exc.message)
+                return _learn_stop(state, path, tell, exc.message, resume)
             state["admin_requests"] += 1
             for resource in page.resources:
                 tags = [str(t) for t in resource.get("tags") or ()]
@@ -656,36 +782,53 @@ def _list_tagged(
             state["listed"] += len(page.resources)
             state["next_cursor"] = page.next_cursor
             state["complete"] = page.next_cursor is None
+            state["saved_at"] = time.time()
             bar.update(len(page.resources))
             _write_cursor(path, state)
             if state["complete"]:
                 break
             if stop.requested:
                 tell(f"interrupted; progress saved in {path}\n")
-                tell(f"continue with: {_learn_resume_command(args)}\n")
+                tell(f"continue with: {resume}\n")
                 return EXIT_INTERRUPTED
             if page.rate_remaining is not None and page.rate_remaining <= args.reserve:
                 detail = (
                     f"{page.rate_remaining} of {page.rate_limit} requests left this hour, "
                     f"resets {page.rate_reset_at or 'on the hour'}"
                 )
-                return _learn_stop(args, state, path, tell, detail)
+                return _learn_stop(state, path, tell, detail, resume)
     return None
 
 
+def _listing_state(path: Path, selection: dict[str, Any]) -> dict[str, Any]:
+    """The saved listing of an interrupted run with this selection, else a new one."""
+    state = _read_cursor(path, selection)
+    if state is not None and state.get("complete") and time.time() - state["saved_at"] > 3600:
+        _say(f"{path} holds a listing over an hour old: listing again")
+        state = None
+    if state is not None:
+        _say(f"resuming from {path}: {state['listed']} images listed")
+        return state
+    return {
+        "saved_at": time.time(),
+        "selection": selection,
+        "next_cursor": None,
+        "complete": False,
+        "listed": 0,
+        "admin_requests": 0,
+        "assets": {},
+    }
+
+
 def _learn_stop(
-    args: argparse.Namespace,
-    state: dict[str, Any],
-    path: Path,
-    tell: Callable[[str], None],
-    detail: str,
+    state: dict[str, Any], path: Path, tell: Callable[[str], object], detail: str, resume: str
 ) -> int:
     _write_cursor(path, state)
     tell(
         f"stopped: Admin API budget exhausted ({detail}) after {state['listed']} images; "
         f"progress saved in {path}\n"
     )
-    tell(f"resume after the reset with: {_learn_resume_command(args)}\n")
+    tell(f"resume after the reset with: {resume}\n")
     return EXIT_BUDGET
 
 
@@ -798,20 +941,9 @@ def cmd_learn(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
 
     selection = {"cloud": account.cloud_name, "prefix": args.prefix, "resource_type": "image"}
     path = Path(args.cursor_file)
-    state = _read_cursor(path, selection)
-    if state is None:
-        state = {
-            "selection": selection,
-            "next_cursor": None,
-            "complete": False,
-            "listed": 0,
-            "admin_requests": 0,
-            "assets": {},
-        }
-    else:
-        _say(f"resuming from {path}: {state['listed']} images listed")
+    state = _listing_state(path, selection)
     started = time.perf_counter()
-    code = _list_tagged(args, state, path, tell)
+    code = _list_tagged(args, state, path, tell, _learn_resume_command(args))
     if code is not None:
         return code
     listed_s = time.perf_counter() - started
@@ -979,6 +1111,13 @@ def build_parser() -> _Parser:
         action="store_true",
         help="(implies --enqueue) also re-classify assets whose stored model is not the "
         "configured one (MODEL_WEIGHTS; the name includes the weights' hash)",
+    )
+    backfill.add_argument(
+        "--vocabulary-changed",
+        action="store_true",
+        help="re-score the stored embeddings against the current learned vocabulary and add or "
+        "remove only learned tags (no model, no download; the Admin API lists people's tags, "
+        "resumable through --cursor-file); with --enqueue, on_message instances do it",
     )
     backfill.add_argument(
         "--page-size",

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model, store, tagging, video
+from autotagger import cloudinary_client, imaging, logs, model, store, tagging, video, vocabulary
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
@@ -37,6 +37,8 @@ PUBLIC_FIELDS = (
     "resource_type",
     "duration",
     "frames",
+    # the account's learned vocabulary: {version, tags: [{tag, score}]}
+    "vocabulary",
 )
 
 
@@ -119,6 +121,7 @@ def process_upload(
             result = video.classify(settings, timings, fetched)
         else:
             result = _classify(upload, settings, timings, fetched)
+        result = vocabulary.with_learned_tags(settings, result, upload.tags)
         if not store.holds_claim(settings, upload.asset_id, claim.claim_id or ""):
             return _claim_lost(upload, "before the tag write")
         with timings.stage("tags"):

@@ -4,6 +4,7 @@ Outcome mapping for a delivered message (Pub/Sub acknowledges when the function 
 redelivers with backoff when it raises):
 
 - `done`, `failed`, duplicate, superseded version: return (acknowledged);
+- origin `vocabulary`: the stored embedding is re-scored (no model, no download), return;
 - malformed message: logged with its messageId, return (acknowledged: it can never succeed);
 - Firestore/Cloudinary down (`UpstreamError`), a live claim held by another delivery
   (`InProgress`), missing configuration, anything unexpected: raise (redelivered, and after the
@@ -14,7 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotagger import cloudinary_client, logs, messages, pipeline, pubsub, store
+from autotagger import (
+    cloudinary_client,
+    logs,
+    messages,
+    pipeline,
+    pubsub,
+    store,
+    vocabulary_rescore,
+)
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, MalformedMessage
 from autotagger.webhook import Upload
@@ -69,6 +78,12 @@ def consume(event_data: Any, settings: Settings) -> dict[str, Any]:
     }
     try:
         cloudinary_client.require_account(settings)
+        if received.message.origin == "vocabulary":
+            outcome = vocabulary_rescore.rescore(
+                settings, upload.asset_id, received.message.vocabulary_version, upload.tags
+            )
+            logs.info(f"message processed: vocabulary {outcome}", **context)
+            return {"status": outcome, "asset_id": upload.asset_id}
         reclassify = received.message.origin == "reclassify"
         record = pipeline.process_upload(upload, settings, reclassify=reclassify)
     except Exception as exc:

@@ -106,14 +106,21 @@ def _refresh(settings: Settings, cache: _Cache) -> None:
         cache.checked_at = clock()
 
 
-def current(settings: Settings) -> Vocabulary | None:
+def _behind(cache: _Cache, min_version: int | None) -> bool:
+    have = cache.vocabulary.version if cache.vocabulary else 0
+    return min_version is not None and have < min_version
+
+
+def current(settings: Settings, min_version: int | None = None) -> Vocabulary | None:
     """The published vocabulary as this instance last read it (None: none usable). Never
     raises. The first call of a process reads it (others wait for that one read); later calls
-    refresh it when older than VOCABULARY_REFRESH_S, one request at a time, without blocking."""
+    refresh it when older than VOCABULARY_REFRESH_S, one request at a time, without blocking.
+    `min_version` (a re-scoring message names the version it was sent for): a copy older than
+    that is refreshed now."""
     cache = _cache
-    if cache.checked_at is None:
+    if cache.checked_at is None or _behind(cache, min_version):
         with cache.lock:
-            if cache.checked_at is None:
+            if cache.checked_at is None or _behind(cache, min_version):
                 _refresh(settings, cache)
         return cache.vocabulary
     if clock() - cache.checked_at >= settings.vocabulary_refresh_s and cache.lock.acquire(
@@ -170,3 +177,19 @@ def learned_tags(
         )
         return None
     return {"version": vocabulary.version, "tags": tags}
+
+
+def with_learned_tags(
+    settings: Settings, result: dict[str, Any], present: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A classification `result` plus the learned tags of its embedding: the `vocabulary`
+    field, and their names (with TAG_PREFIX) appended to the tags we write and record. A tag
+    already `present` on the asset (a person's) is neither written nor recorded: it stays
+    theirs, and a later vocabulary can never remove it."""
+    field = learned_tags(settings, result.get("embedding"), str(result.get("model") or ""))
+    if field is None:
+        return {**result, "vocabulary": None}
+    tags = list(result.get("tags") or [])
+    written = [t for t in field["tags"] if settings.tag_prefix + t["tag"] not in {*present, *tags}]
+    tags += [settings.tag_prefix + t["tag"] for t in written]
+    return {**result, "vocabulary": {**field, "tags": written}, "tags": tags}
