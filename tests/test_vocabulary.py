@@ -566,7 +566,7 @@ def test_backfill_vocabulary_changed_enqueue_and_the_worker(
     assert cli.main([*rescore, "--enqueue"]) == 0
     out = capsys.readouterr().out
     assert "queued 5 assets' learned tags" in out and "65 messages published" in out
-    pulled = []
+    pulled: list[Any] = []
     while len(pulled) < 65:
         answer = subscriber.pull(request={"subscription": audit, "max_messages": 100}, timeout=30)
         pulled += [m.message for m in answer.received_messages]
