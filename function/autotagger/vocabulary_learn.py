@@ -35,6 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 MAX_FOLDS = 5
+MANY_POSITIVES = 50  # from here on 3 folds: each still holds out >= 16 positives, 1/3 fewer fits
 MIN_RECALL = 0.5  # a threshold that keeps fewer of a tag's pictures than this is chance, not sight
 SEED = 0
 
@@ -118,7 +119,7 @@ def _judge(
     positives = int(y.sum())
     negatives = len(y) - positives
     report = TagReport(tag=tag, positives=positives)
-    folds = min(MAX_FOLDS, positives, negatives)
+    folds = min(3 if positives >= MANY_POSITIVES else MAX_FOLDS, positives, negatives)
     if folds < 2:
         report.reason = "on (nearly) every tagged asset: nothing to tell it apart from"
         return report, None, 0.0

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -310,21 +311,26 @@ TRAINING_FIELDS = ("status", "version", "model", "embedding", "tags", "vocabular
 
 
 def training_documents(
-    settings: Settings, asset_ids: Iterable[str], batch: int = 300
+    settings: Settings, asset_ids: Iterable[str], batch: int = 300, parallel: int = 8
 ) -> dict[str, dict[str, Any]]:
     """The fields of the stored documents that learning needs (embedding, what we wrote, ...),
-    by asset_id, in batched reads that leave everything else (predictions, timings) out."""
+    by asset_id: batched reads, `parallel` at a time, that leave everything else out."""
     ids = list(dict.fromkeys(asset_ids))
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
 
-        def read(db: firestore.Client, chunk: list[str] = chunk) -> dict[str, dict[str, Any]]:
+    def read(chunk: list[str]) -> dict[str, dict[str, Any]]:
+        def get(db: firestore.Client) -> dict[str, dict[str, Any]]:
             refs = [store.collection(settings, db).document(asset_id) for asset_id in chunk]
             snapshots = db.get_all(refs, field_paths=list(TRAINING_FIELDS), **store.NO_RETRY)
             return {s.id: s.to_dict() or {} for s in snapshots if s.exists}
 
-        found.update(_call(settings, "batched read", read))
+        found: dict[str, dict[str, Any]] = _call(settings, "batched read", get)
+        return found
+
+    chunks = [ids[start : start + batch] for start in range(0, len(ids), batch)]
+    found: dict[str, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="training-read") as pool:
+        for part in pool.map(read, chunks):
+            found.update(part)
     return found
 
 
