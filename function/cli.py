@@ -6,10 +6,11 @@
     python function/cli.py backfill --enqueue [--model-changed] [--prefix P] [--dry-run] [--videos]
     python function/cli.py backfill --vocabulary-changed [--enqueue] [--dry-run]
     python function/cli.py learn [--prefix P] [--dry-run] [--json] [--plot PATH]
+    python function/cli.py similar ASSET_ID|PUBLIC_ID [--limit N] [--resource-type T] [--json]
 
 Settings come from the environment, exactly as for the function (README, "Configuration");
-`classify` needs only MODEL_WEIGHTS, `results` Firestore, `backfill` and `learn` also
-CLOUDINARY_URL.
+`classify` needs only MODEL_WEIGHTS, `results` and `similar` Firestore, `backfill` and `learn`
+also CLOUDINARY_URL.
 Errors are one line on stderr; exit codes: 0 ok, 1 failed, 2 usage or configuration,
 75 Admin API budget spent (resume later), 130 interrupted.
 """
@@ -35,7 +36,17 @@ from typing import Any, NoReturn, TextIO
 import requests
 from tqdm import tqdm
 
-from autotagger import cloudinary_client, config, imaging, model, pipeline, store, tagging, webhook
+from autotagger import (
+    cloudinary_client,
+    config,
+    imaging,
+    model,
+    pipeline,
+    similar,
+    store,
+    tagging,
+    webhook,
+)
 from autotagger.config import Settings
 from autotagger.errors import (
     AutotaggerError,
@@ -261,6 +272,47 @@ def cmd_results(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     return EXIT_OK
 
 
+# -- similar -------------------------------------------------------------------------------------
+
+
+def _asset_id_of(settings: Settings, asset: str) -> str:
+    """The asset_id of ASSET_ID (a stored document) or PUBLIC_ID (its newest document)."""
+    if similar.ASSET_ID_RE.match(asset) and store.get(settings, asset) is not None:
+        return asset
+    found = store.query(settings, "public_id", asset, 1)
+    if not found:
+        raise CliError(f"no classification stored for asset {asset!r} (asset_id or public_id)")
+    return str(found[0]["asset_id"])
+
+
+def cmd_similar(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    query = similar.SimilarQuery(_asset_id_of(settings, args.asset), args.limit, args.resource_type)
+    answer = similar.find(settings, query)
+    if args.json:
+        json.dump(answer, out, ensure_ascii=False, default=str)
+        out.write("\n")
+        return EXIT_OK
+    if not answer["results"]:
+        _say("no similar assets stored")
+        return EXIT_OK
+    rows = [
+        (
+            f"{item['distance']:.6f}",
+            "yes" if item["near_duplicate"] else "",
+            str(item.get("label") or ""),
+            str(item.get("public_id", "")),
+            str(item.get("asset_id", "")),
+        )
+        for item in answer["results"]
+    ]
+    header = ("distance", "near_dup", "label", "public_id", "asset_id")
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+    return EXIT_OK
+
+
 # -- backfill ------------------------------------------------------------------------------------
 
 
@@ -271,6 +323,17 @@ def _classified(existing: dict[str, Any] | None, version: int) -> bool:
     stored = int(existing.get("version") or 0)
     return stored > version or (
         stored == version and existing.get("status") in store.FINAL_STATUSES
+    )
+
+
+def _lacks_embedding(existing: dict[str, Any] | None, version: int) -> bool:
+    """True for a `done` document of `version` stored without an embedding (classified before
+    embeddings existed, or by a model without one): backfill redoes it."""
+    return (
+        existing is not None
+        and int(existing.get("version") or 0) == version
+        and existing.get("status") == "done"
+        and existing.get(store.EMBEDDING_FIELD) is None
     )
 
 
@@ -334,13 +397,19 @@ def _pending(
             _say(f"skipped {resource.get('public_id')!r}: {exc.message}")
     documents = _final_documents(settings, uploads)
     pending = [u for u in uploads if not _classified(documents.get(u.asset_id), u.version)]
+    stale = [u for u in uploads if _lacks_embedding(documents.get(u.asset_id), u.version)]
+    if stale and model.embedding_dim(_classifier(settings)) is None:
+        _say(f"{len(stale)} documents have no embedding, but MODEL_WEIGHTS has none to give")
+    elif stale:
+        _say(f"{len(stale)} classified {resource_type}s have no embedding yet: redoing them")
+        pending += stale
     return len(resources), len(uploads) - len(pending), pending
 
 
 def _classify_one(upload: webhook.Upload, settings: Settings) -> tuple[str, str]:
     """(outcome, note): the webhook's pipeline on one image; an exception is an `error`."""
     try:
-        record = pipeline.process_upload(upload, settings)
+        record = pipeline.process_upload(upload, settings, refresh_embedding=True)
     except Exception as exc:  # reported by the caller; the next image still runs
         message = exc.message if isinstance(exc, AutotaggerError) else repr(exc)
         return "error", f"error: {_one_line(message, 200)}"
@@ -407,11 +476,12 @@ def _wanted(
 ) -> str | None:
     """The origin to publish `upload` with, or None when it needs nothing.
 
-    Missing or not final for its current version: `backfill`. With `model_name`
-    (--model-changed), a `done` document of the current version made by another model:
-    `reclassify`."""
+    Missing or not final for its current version, or `done` without an embedding: `backfill`.
+    With `model_name` (--model-changed), a `done` document of the current version made by
+    another model: `reclassify`."""
     if not _classified(document, upload.version):
         return "backfill"
+
     assert document is not None
     if (
         model_name is not None
@@ -420,6 +490,8 @@ def _wanted(
         and document.get("model") != model_name
     ):
         return "reclassify"
+    if _lacks_embedding(document, upload.version):
+        return "backfill"
     return None
 
 
@@ -1080,6 +1152,28 @@ def build_parser() -> _Parser:
     )
     results.add_argument("--json", action="store_true", help="machine-readable output")
     results.set_defaults(func=cmd_results)
+
+    similar_cmd = commands.add_parser(
+        "similar",
+        help="the stored assets most similar to one (Firestore vector search)",
+        description=(
+            "The assets whose VGG16 embedding is nearest ASSET's (cosine distance, nearest "
+            "first, ASSET itself left out), as GET /api/similar answers; near_dup marks a "
+            "distance at most NEAR_DUPLICATE_DISTANCE. ASSET is an asset_id or a public_id."
+        ),
+    )
+    similar_cmd.add_argument("asset", metavar="ASSET_ID|PUBLIC_ID")
+    similar_cmd.add_argument(
+        "--limit",
+        type=_int_between(1, similar.MAX_LIMIT),
+        default=similar.DEFAULT_LIMIT,
+        help=f"at most N [{similar.DEFAULT_LIMIT}]",
+    )
+    similar_cmd.add_argument(
+        "--resource-type", choices=similar.RESOURCE_TYPES, help="only images or only videos"
+    )
+    similar_cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    similar_cmd.set_defaults(func=cmd_similar)
 
     backfill = commands.add_parser(
         "backfill",

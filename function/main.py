@@ -4,7 +4,8 @@
   `POST /forward`: the upload page's forward of a signed Upload API response, same pipeline.
   With WEBHOOK_MODE=queue both publish to Pub/Sub instead and answer 202.
 - `on_message`: a Pub/Sub `messagePublished` CloudEvent (one asset) -> the same pipeline.
-- `results`: `GET /api/results` queries the stored classifications; `GET /` the upload page.
+- `results`: `GET /api/results` queries the stored classifications, `GET /api/similar` finds
+  an asset's most similar ones (vector search); `GET /` the upload page.
 
 Settings are read and validated once, at import (cold start); a bad one stops the process with
 one log line naming it.
@@ -32,6 +33,7 @@ from autotagger import (
     page,
     pipeline,
     queueing,
+    similar,
     store,
     webhook,
 )
@@ -194,6 +196,18 @@ def _results_query(args: Any) -> tuple[str | None, str | None, int]:
     return field, value, int(raw_limit)
 
 
+def _similar(request: flask.Request) -> flask.Response:
+    """`GET /api/similar?asset_id=X`: X's nearest stored embeddings (private by default)."""
+    similar.check_access(request.args, request.headers.get("Authorization"), SETTINGS)
+    return _json(similar.find(SETTINGS, similar.parse_query(request.args)))
+
+
+_ROUTES: dict[str, Handler] = {
+    "/healthz": lambda _request: _json({"status": "ok"}),
+    similar.PATH: _similar,
+}
+
+
 @functions_framework.http
 @_cors(("GET", "HEAD"), lambda path: path.startswith("/api/"))
 @_errors_as_json
@@ -211,8 +225,8 @@ def results(request: flask.Request) -> flask.Response:
         static = page.static_response(path.removeprefix(page.ASSETS_PREFIX), SETTINGS, request)
         if static is not None:
             return static
-    if path == "/healthz":
-        return _json({"status": "ok"})
+    if path in _ROUTES:
+        return _ROUTES[path](request)
     if path != "/api/results":
         return _json({"error": f"no such path: {request.path}"}, 404)
     access.check_listing(request.args, request.headers.get("Authorization"), SETTINGS)

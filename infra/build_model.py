@@ -10,6 +10,11 @@ converted from the same Keras model; served by MODEL_ENGINE=openvino|auto withou
 TensorFlow) and DIR/manifest.json, which records which weights went in (`vgg16/random(seed=0)`
 for random ones), where each tensor lies in weights.bin, and the IR's files and sha256.
 
+Every model has two outputs from one forward: `probabilities` (N, 1000) and `embedding`
+(N, 512): block5_pool global-average-pooled and L2-normalised, float32; the manifest's
+`embedding` entry (`{"name": "vgg16/block5_pool/gap/l2", "dim": 512, ...}`) says so. An
+artifact without that entry (built before) serves labels only.
+
 int8 writes DIR/model.tflite, VGG16 with dynamic-range quantization (int8 weights; activations
 quantized on the fly) for LiteRT, served without TensorFlow; `manifest.json` says
 `format: "tflite"`, `precision: "int8"`. PATH may then also be an fp32 artifact directory (no
@@ -35,7 +40,8 @@ INPUT = {"shape": [None, 224, 224, 3], "dtype": "float32", "preprocessing": "caf
 
 
 def _write_fp32(weights: str, directory: Path) -> dict[str, Any]:
-    keras_model, name = model_build.build_keras_vgg16(weights)
+    plain, name = model_build.build_keras_vgg16(weights)
+    keras_model = model_build.with_embedding(plain)  # probabilities + embedding, one forward
     entry = model_build.export_saved_model(keras_model, directory / "saved_model")
     return {
         "name": name,
@@ -43,18 +49,23 @@ def _write_fp32(weights: str, directory: Path) -> dict[str, Any]:
         "path": "saved_model",
         "weights": entry,
         "openvino": model_build.export_openvino(keras_model, directory),
+        "embedding": model_build.embedding_entry(),
     }
 
 
 def _write_int8(weights: str, directory: Path) -> dict[str, Any]:
     content, name = model_build.convert_int8(weights)
     (directory / "model.tflite").write_bytes(content)
-    return {
+    written: dict[str, Any] = {
         "name": name + model_module.INT8_SUFFIX,
         "format": "tflite",
         "path": "model.tflite",
         "quantization": "dynamic-range (int8 weights, float activations)",
     }
+    # int8 of an fp32 artifact built before the embedding existed has none: say only what is
+    if model_build.tflite_embedding_dim(content) == model_module.EMBEDDING_DIM:
+        written["embedding"] = model_build.embedding_entry()
+    return written
 
 
 def build(weights: str, out: Path, precision: str = "fp32") -> dict[str, object]:

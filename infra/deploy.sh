@@ -42,6 +42,7 @@ Environment (defaults in brackets):
                         when absent (private only) [autotagger-results-token]
   UPLOAD_MODE, UPLOAD_FOLDER, UPLOAD_ALLOWED_FORMATS, UPLOAD_MAX_BYTES, FORWARD_BUDGET_PER_MIN
                         passed to the functions only when set (README, "Access control")
+  NEAR_DUPLICATE_DISTANCE  passed to results (/api/similar) when set
   MODEL_ENGINE          auto | openvino (ships only the IR, 2Gi) | tensorflow [unset = auto]
   MODEL_OPENVINO_HINT   passed to on_upload when set
   ON_UPLOAD_MEMORY      on_upload's memory [2Gi with MODEL_ENGINE=openvino, else 4Gi]
@@ -160,7 +161,8 @@ PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD
   WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S
   VIDEO_FRAMES MAX_VIDEO_SECONDS
   WEBHOOK_MODE PUBSUB_TOPIC VOCABULARY_REFRESH_S)
-for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${PASS_THROUGH[@]}"; do
+for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET NEAR_DUPLICATE_DISTANCE \
+  "${PASS_THROUGH[@]}"; do
   [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
 done
 
@@ -236,7 +238,7 @@ run gcloud services enable \
   --project="$PROJECT"
 
 # --- Firestore ---------------------------------------------------------------------------------
-step "Firestore database $FIRESTORE_DATABASE and indexes"
+step "Firestore database $FIRESTORE_DATABASE and indexes (incl. the vector index of embedding)"
 if ! exists gcloud firestore databases describe --database="$FIRESTORE_DATABASE" \
   --project="$PROJECT"; then
   run gcloud firestore databases create --database="$FIRESTORE_DATABASE" \
@@ -253,6 +255,10 @@ for index in json.load(open(sys.argv[1]))["indexes"]:
     for f in index["fields"]:
         if "arrayConfig" in f:
             configs.append(f"field-path={f['fieldPath']},array-config=contains")
+        elif "vectorConfig" in f:  # the flat vector index "more like this" searches
+            dimension = f["vectorConfig"]["dimension"]
+            vector = json.dumps({"dimension": str(dimension), "flat": "{}"}, separators=(",", ":"))
+            configs.append(f"field-path={f['fieldPath']},vector-config={vector}")
         else:
             configs.append(f"field-path={f['fieldPath']},order={f['order'].lower()}")
     scope = index.get("queryScope", "COLLECTION").lower().replace("_", "-")
@@ -465,6 +471,9 @@ webhook_url="$(url_of "$ON_UPLOAD_NAME")"
 step "function $RESULTS_NAME (entry point results)"
 results_env="$common_env|CLOUDINARY_UPLOAD_PRESET=$UPLOAD_PRESET"
 results_env+="|ON_UPLOAD_URL=${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
+if [[ -n "${NEAR_DUPLICATE_DISTANCE:-}" ]]; then  # /api/similar's near-duplicate mark
+  results_env+="|NEAR_DUPLICATE_DISTANCE=$NEAR_DUPLICATE_DISTANCE"
+fi
 run gcloud functions deploy "$RESULTS_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
   --runtime=python311 --source="$ROOT/function" --entry-point=results --trigger-http \
   --allow-unauthenticated --service-account="$SA_EMAIL" --memory=512Mi --timeout=30s \

@@ -168,11 +168,13 @@ def describe_firestore_emulator() -> str:
 
 def _is_current(directory: Path) -> bool:
     """The artifact exists in today's layout (fp32: weights in a memory-mapped weights.bin, and
-    an OpenVINO IR)."""
+    an OpenVINO IR; both precisions: the embedding output)."""
     manifest = directory / "manifest.json"
     if not manifest.exists():
         return False
     content = json.loads(manifest.read_text())
+    if "embedding" not in content:
+        return False
     return content.get("format") == "tflite" or (
         (directory / "weights.bin").exists() and "openvino" in content
     )

@@ -261,11 +261,11 @@ def test_backfill_stops_cleanly_on_ctrl_c_and_resumes(
     real = pipeline.process_upload
     calls: list[str] = []
 
-    def interrupted_once(upload: webhook.Upload, settings: config.Settings) -> dict:
+    def interrupted_once(upload: webhook.Upload, settings: config.Settings, **options) -> dict:
         calls.append(upload.public_id)
         if len(calls) == 1:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the first image is in flight
-        return real(upload, settings)
+        return real(upload, settings, **options)
 
     monkeypatch.setattr(pipeline, "process_upload", interrupted_once)
     previous_handler = signal.getsignal(signal.SIGINT)

@@ -84,6 +84,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         # int8 lets on_upload ship without tensorflow-cpu
         "WITHOUT_TENSORFLOW": "1",
         "ON_UPLOAD_MEMORY": "3Gi",
+        "NEAR_DUPLICATE_DISTANCE": "0.002",
     },
     "public results, OpenVINO engine, model given": {
         "RESULTS_ACCESS": "public",

@@ -70,10 +70,14 @@ def test_dry_run_prints_every_command_and_never_the_secret(tmp_path) -> None:
     (create_db,) = _commands(out, "gcloud firestore databases create")
     assert "--type=firestore-native" in create_db and "--location=us-central1" in create_db
     indexes = _commands(out, "gcloud firestore indexes composite create")
-    assert len(indexes) == len(INDEXES) == 2
+    assert len(indexes) == len(INDEXES) == 4  # label, public_id, embedding (+ resource_type)
     for line, index in zip(indexes, INDEXES, strict=True):
         assert "--collection-group=classifications" in line
         for field in index["fields"]:
+            if "vectorConfig" in field:
+                vector = 'vector-config={"dimension":"512","flat":"{}"}'
+                assert f"--field-config=field-path={field['fieldPath']},{vector}" in line
+                continue
             order = field["order"].lower()
             assert f"--field-config=field-path={field['fieldPath']},order={order}" in line
 
@@ -344,7 +348,7 @@ def test_a_second_deployment_creates_nothing_and_keeps_the_secret(tmp_path) -> N
     assert first.returncode == 0, first.stderr + first.stdout
     log = calls()
     assert len(commands(log, "firestore", "databases", "create")) == 1
-    assert len(commands(log, "firestore", "indexes", "composite", "create")) == 2
+    assert len(commands(log, "firestore", "indexes", "composite", "create")) == len(INDEXES)
     assert len(commands(log, "iam", "service-accounts", "create")) == 1
     assert len(commands(log, "secrets", "create", "autotagger-cloudinary-url")) == 1
     assert len(commands(log, "storage", "buckets", "create")) == 1

@@ -102,6 +102,8 @@ class Settings:
     vocabulary_min_examples: int = 10
     vocabulary_precision: float = 0.9
     vocabulary_refresh_s: int = 300
+    # More like this: the cosine distance at or below which two assets are the same picture.
+    near_duplicate_distance: float = 0.0012
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
@@ -362,6 +364,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_engine=_model_engine(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
         model_openvino_hint=_choice(env, "MODEL_OPENVINO_HINT", ("latency", "throughput")),
         **_queue_settings(env),
+        near_duplicate_distance=_float(env, "NEAR_DUPLICATE_DISTANCE", 0.0012, 0.0, 2.0),
         **_vocabulary_settings(env),
     )
 

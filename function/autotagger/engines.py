@@ -5,13 +5,15 @@ runtimes.
 
 Every classifier has `name` (the model's, whatever engine serves it), `engine`, `batching`
 (whether stacking concurrent requests into one forward pays on this engine: the getter adds a
-`MicroBatcher` only then) and `predict(batch)`.
+`MicroBatcher` only then), `infer(batch)` (probabilities and, when the model has that output,
+the embedding, from one forward) and `predict(batch)` (the probabilities alone).
 """
 
 from __future__ import annotations
 
 import os
 import queue
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,41 @@ OUTPUTS = 1000
 # micro-batcher stacks concurrent requests); THROUGHPUT runs one stream per core with a pool of
 # infer requests, each request batch 1 (no micro-batching). Chosen by measurement: `make bench`.
 OPENVINO_HINTS = ("latency", "throughput")
+
+
+@dataclass(frozen=True)
+class Inference:
+    """One forward's outputs: (N, 1000) probabilities and (N, D) L2-normalised embeddings, or
+    None for a model without the embedding output (an artifact built before it existed)."""
+
+    probabilities: np.ndarray
+    embeddings: np.ndarray | None = None
+
+    def rows(self, start: int, stop: int) -> Inference:
+        embeddings = None if self.embeddings is None else self.embeddings[start:stop]
+        return Inference(self.probabilities[start:stop], embeddings)
+
+
+def pick_outputs(widths: list[int]) -> tuple[int, int | None]:
+    """(index of the probabilities, index of the embedding or None) among outputs whose last
+    dimensions are `widths`: outputs are told apart by shape, since converters reorder them."""
+    probabilities = [i for i, w in enumerate(widths) if w == OUTPUTS]
+    others = [i for i, w in enumerate(widths) if w != OUTPUTS]
+    if len(probabilities) != 1 or len(others) > 1:
+        raise ValueError(f"unexpected model outputs (last dimensions {widths})")
+    return probabilities[0], (others[0] if others else None)
+
+
+def split_outputs(outputs: Any) -> Inference:
+    """A forward's result (one tensor, a list, or a dict of named outputs) as an Inference."""
+    if isinstance(outputs, dict):
+        arrays = [np.asarray(v, dtype=np.float32) for v in outputs.values()]
+    elif isinstance(outputs, list | tuple):
+        arrays = [np.asarray(v, dtype=np.float32) for v in outputs]
+    else:
+        arrays = [np.asarray(outputs, dtype=np.float32)]
+    first, second = pick_outputs([int(a.shape[-1]) for a in arrays])
+    return Inference(arrays[first], None if second is None else arrays[second])
 
 
 def cores() -> int:
@@ -62,14 +99,18 @@ class TensorFlowClassifier:
 
     engine = "tensorflow"
     batching = True
+    embedding_dim: int | None = None  # set by the warm-up forward
 
     def __init__(self, forward: Any, name: str, keep: Any = None) -> None:
         self._forward = forward
         self._keep = keep  # what `forward` needs alive: the loaded SavedModel, mapped weights
         self.name = name
 
+    def infer(self, batch: np.ndarray) -> Inference:
+        return split_outputs(self._forward(batch))
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._forward(batch))
+        return self.infer(batch).probabilities
 
 
 def load_tensorflow(
@@ -108,29 +149,44 @@ class LiteRTClassifier:
 
     engine = "litert"
     batching = False
+    embedding_dim: int | None = None  # set by the warm-up forward
 
     def __init__(self, make: Any, name: str, pool_size: int = 1) -> None:
         self.name = name
         self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
         first = make()
         self._input = first.get_input_details()[0]["index"]
-        self._output = first.get_output_details()[0]["index"]
+        outputs = first.get_output_details()
+        chosen, embedding = pick_outputs([int(d["shape"][-1]) for d in outputs])
+        self._output = outputs[chosen]["index"]
+        self._embedding = None if embedding is None else outputs[embedding]["index"]
+        self._embedding_dim = None if embedding is None else int(outputs[embedding]["shape"][-1])
         self._pool.put(first)
         for _ in range(pool_size - 1):
             self._pool.put(make())
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> Inference:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         interpreter = self._pool.get()
         try:
             out = np.empty((len(batch), OUTPUTS), dtype=np.float32)
+            embeddings = (
+                None
+                if self._embedding_dim is None
+                else np.empty((len(batch), self._embedding_dim), dtype=np.float32)
+            )
             for i in range(len(batch)):
                 interpreter.set_tensor(self._input, batch[i : i + 1])
                 interpreter.invoke()
                 out[i] = interpreter.get_tensor(self._output)[0]
-            return out
+                if embeddings is not None:
+                    embeddings[i] = interpreter.get_tensor(self._embedding)[0]
+            return Inference(out, embeddings)
         finally:
             self._pool.put(interpreter)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer(batch).probabilities
 
 
 def load_litert(
@@ -159,25 +215,38 @@ class OpenVINOClassifier:
     `infer` releases the GIL, so the rest of other requests runs meanwhile."""
 
     engine = "openvino"
+    embedding_dim: int | None = None  # set by the warm-up forward
 
     def __init__(self, compiled: Any, name: str, hint: str) -> None:
         self.name = name
         self.hint = hint
         self.batching = hint == "latency"  # one stream: stacking is the only way to use it
         self._compiled = compiled
+        widths = [int(port.get_partial_shape()[-1].get_length()) for port in compiled.outputs]
+        self._output, self._embedding = pick_outputs(widths)
         self.requests = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(self.requests):
             self._pool.put(compiled.create_infer_request())
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> Inference:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         request = self._pool.get()
         try:
             request.infer({0: batch}, share_inputs=True)
-            return np.array(request.get_output_tensor(0).data, dtype=np.float32)  # a copy
+            # copies: the request's output buffers are reused by its next call
+            probabilities = np.array(request.get_output_tensor(self._output).data, np.float32)
+            embeddings = (
+                None
+                if self._embedding is None
+                else np.array(request.get_output_tensor(self._embedding).data, np.float32)
+            )
+            return Inference(probabilities, embeddings)
         finally:
             self._pool.put(request)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer(batch).probabilities
 
 
 def load_openvino(xml: Path, name: str, hint: str = "latency") -> OpenVINOClassifier:

@@ -109,3 +109,9 @@ class PublishError(UpstreamError):
 
 class RateLimitExceeded(UpstreamError):
     """Cloudinary's Admin API hourly budget is used up (420/429): stop, resume after the reset."""
+
+
+class Conflict(AutotaggerError):
+    """The request is valid but the resource is not in a state that can answer it."""
+
+    status = 409

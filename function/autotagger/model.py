@@ -17,6 +17,11 @@ selects the weights:
   (the real VGG16 graph with seeded random weights, for tests and offline demos, always recorded
   as `vgg16/random(seed=N)`): a Keras model built at load time by `autotagger.model_build`.
 
+Every model built here (`infra/build_model.py`, or at load time) answers, in one forward, the
+1000 probabilities and a 512-number embedding (block5_pool, global-average-pooled,
+L2-normalised: `infer`); an artifact built before the embedding existed serves labels only
+(`embedding_dim` None, said once in the log when it loads).
+
 `MODEL_ENGINE` picks fp32's engine: `openvino` serves the artifact's IR (TensorFlow is never
 imported), `tensorflow` the SavedModel, `auto` the IR when the artifact has one and OpenVINO is
 installed, else TensorFlow. The engine changes how fast, not what: the model's `name` is the
@@ -50,7 +55,10 @@ ENGINES = ("auto", "openvino", "tensorflow")
 INPUT_SHAPE = (224, 224, 3)
 WEIGHTS_ALIGNMENT = 64  # bytes; what TensorFlow's CPU kernels want for zero-copy inputs
 INT8_SUFFIX = "/int8"
+EMBEDDING_NAME = "vgg16/block5_pool/gap/l2"
+EMBEDDING_DIM = 512
 cores = engines.cores
+Inference = engines.Inference
 
 
 class Classifier(Protocol):
@@ -59,6 +67,21 @@ class Classifier(Protocol):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(N, 224, 224, 3) preprocessed float32 -> (N, 1000) class probabilities."""
         ...
+
+
+def infer(classifier: Classifier, batch: np.ndarray) -> Inference:
+    """Probabilities and embeddings of `batch` from one forward (`embeddings` None when the
+    model has no embedding output); a classifier with only `predict` gives no embedding."""
+    method = getattr(classifier, "infer", None)
+    if method is None:
+        return Inference(np.asarray(classifier.predict(batch), dtype=np.float32), None)
+    result: Inference = method(batch)
+    return result
+
+
+def embedding_dim(classifier: Classifier) -> int | None:
+    """The width of the model's embedding (found by the warm-up forward), or None."""
+    return getattr(classifier, "embedding_dim", None)
 
 
 @dataclass(frozen=True)
@@ -72,7 +95,7 @@ class Prediction:
 class _Pending:
     batch: np.ndarray
     done: bool = False
-    result: np.ndarray | None = None
+    result: Inference | None = None
     error: BaseException | None = None
     images: int = field(init=False)
 
@@ -91,6 +114,7 @@ class MicroBatcher:
     def __init__(self, inner: Classifier, max_batch: int) -> None:
         self.inner = inner
         self.name = inner.name
+        self.embedding_dim = embedding_dim(inner)
         self.max_batch = max_batch
         self._cond = threading.Condition()
         self._queue: list[_Pending] = []
@@ -98,6 +122,9 @@ class MicroBatcher:
         self.batches: list[int] = []  # sizes of the recent forwards (for tests and logs)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer(batch).probabilities
+
+    def infer(self, batch: np.ndarray) -> Inference:
         pending = _Pending(batch)
         with self._cond:
             self._queue.append(pending)
@@ -115,10 +142,10 @@ class MicroBatcher:
             stacked = (
                 group[0].batch if len(group) == 1 else np.concatenate([p.batch for p in group])
             )
-            out = self.inner.predict(stacked)
+            out = infer(self.inner, stacked)
             start = 0
             for item in group:
-                item.result = out[start : start + item.images]
+                item.result = out.rows(start, start + item.images)
                 start += item.images
         except BaseException as exc:
             for item in group:
@@ -133,7 +160,7 @@ class MicroBatcher:
         return self._result(pending)
 
     @staticmethod
-    def _result(pending: _Pending) -> np.ndarray:
+    def _result(pending: _Pending) -> Inference:
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
@@ -230,8 +257,18 @@ def choose_engine(manifest: dict[str, Any], engine: str) -> str:
 
 
 def _warm_up(classifier: Classifier) -> Classifier:
-    """One forward on zeros, so the first request gets a traced, planned graph."""
-    classifier.predict(np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
+    """One forward on zeros, so the first request gets a traced, planned graph; it also finds
+    whether the model has the embedding output (`embedding_dim`), and says so when it has not."""
+    out = infer(classifier, np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
+    dim = None if out.embeddings is None else int(out.embeddings.shape[-1])
+    classifier.embedding_dim = dim  # type: ignore[attr-defined]
+    if dim is None:
+        logs.warning(
+            "model has no embedding output: labels are served, but no embedding is stored and "
+            "similar-asset search finds nothing new; rebuild the artifact with "
+            "infra/build_model.py",
+            model=classifier.name,
+        )
     return classifier
 
 
@@ -297,6 +334,7 @@ def _load(
     from autotagger import model_build
 
     keras_model, name = model_build.build_keras_vgg16(weights)
+    keras_model = model_build.with_embedding(keras_model)
     forward = model_build.compiled_forward(keras_model)
     return _warm_up(engines.TensorFlowClassifier(forward, name, keep=keras_model))
 

@@ -19,9 +19,19 @@ from typing import Any
 import numpy as np
 
 from autotagger.engines import mapped_weights
-from autotagger.model import INPUT_SHAPE, MANIFEST, RANDOM_SEED, WEIGHTS_ALIGNMENT
+from autotagger.model import (
+    EMBEDDING_DIM,
+    EMBEDDING_NAME,
+    INPUT_SHAPE,
+    MANIFEST,
+    RANDOM_SEED,
+    WEIGHTS_ALIGNMENT,
+)
 
 OPENVINO_DIR = "openvino"
+EMBEDDING_LAYER = "block5_pool"
+# The outputs of an artifact's model, by name: what `engines.split_outputs` looks for.
+OUTPUT_NAMES = ("probabilities", "embedding")
 
 
 def random_weights(model: Any, seed: int = RANDOM_SEED) -> None:
@@ -60,13 +70,37 @@ def build_keras_vgg16(weights: str) -> tuple[Any, str]:
     return keras.applications.VGG16(weights=str(path)), f"vgg16/file:{path.name}"
 
 
+def with_embedding(keras_model: Any) -> Any:
+    """The same VGG16 (same layers, same weights, in the same order) with a second output: the
+    512-number descriptor `block5_pool` -> global average pool -> L2 normalisation, computed in
+    the forward that yields the probabilities. fc2's 4096 numbers would exceed Firestore's
+    2048-dimension vector limit; block5 is the last layer that still sees the whole picture."""
+    import keras
+
+    pooled = keras_model.get_layer(EMBEDDING_LAYER).output
+    averaged = keras.layers.GlobalAveragePooling2D(name="embedding_gap")(pooled)
+    normalised = keras.layers.UnitNormalization(name="embedding_l2")(averaged)
+    two = keras.Model(keras_model.inputs, [keras_model.outputs[0], normalised], name="vgg16_emb")
+    if int(normalised.shape[-1]) != EMBEDDING_DIM:
+        raise ValueError(f"{EMBEDDING_LAYER} has {normalised.shape[-1]} channels, not 512")
+    return two
+
+
+def _named(outputs: Any) -> Any:
+    """A two-output Keras result as `{"probabilities": ..., "embedding": ...}`; one output as is."""
+    if isinstance(outputs, list | tuple):
+        return dict(zip(OUTPUT_NAMES, outputs, strict=True))
+    return outputs
+
+
 def compiled_forward(keras_model: Any) -> Any:
-    """A tf.function over the Keras model with a fixed (N, 224, 224, 3) float32 signature."""
+    """A tf.function over the Keras model with a fixed (N, 224, 224, 3) float32 signature (a
+    `with_embedding` model returns a dict of its two outputs)."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)])
     def forward(batch: Any) -> Any:
-        return keras_model(batch, training=False)
+        return _named(keras_model(batch, training=False))
 
     return forward
 
@@ -90,7 +124,7 @@ def export_saved_model(keras_model: Any, directory: Path) -> dict[str, Any]:
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32), *specs])
     def serve(batch: Any, *weights: Any) -> Any:
         outputs, _ = keras_model.stateless_call(list(weights), [], batch, training=False)
-        return outputs
+        return _named(outputs)
 
     module = tf.Module()
     module.serve = serve
@@ -142,7 +176,7 @@ def converter_source(weights: str, scratch: Path) -> tuple[Path, str]:
         return path, f"vgg16/savedmodel:{path.name}"
     if not path.is_dir():
         keras_model, name = build_keras_vgg16(weights)
-        export_variables_saved_model(keras_model, scratch)
+        export_variables_saved_model(with_embedding(keras_model), scratch)
         return scratch, name
     manifest = json.loads((path / MANIFEST).read_text())
     if manifest.get("format") != "saved_model":
@@ -176,6 +210,30 @@ def convert_int8(weights: str) -> tuple[bytes, str]:
         )
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         return bytes(converter.convert()), name
+
+
+def tflite_embedding_dim(content: bytes) -> int | None:
+    """The width of a LiteRT model's embedding output (the one that is not the 1000
+    probabilities), or None when it has only the probabilities."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    widths = [int(d["shape"][-1]) for d in interpreter.get_output_details()]
+    others = [w for w in widths if w != 1000]
+    return others[0] if others else None
+
+
+def embedding_entry() -> dict[str, Any]:
+    """The manifest's `embedding` entry: what the model's second output is."""
+    return {
+        "name": EMBEDDING_NAME,
+        "dim": EMBEDDING_DIM,
+        "layer": EMBEDDING_LAYER,
+        "pooling": "global average",
+        "normalisation": "l2",
+        "dtype": "float32",
+        "output": OUTPUT_NAMES[1],
+    }
 
 
 def sha256_file(path: Path) -> str:

@@ -12,7 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model, store, tagging, video, vocabulary
+from autotagger import (
+    cloudinary_client,
+    embeddings,
+    imaging,
+    logs,
+    model,
+    store,
+    tagging,
+    video,
+    vocabulary,
+)
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
@@ -40,6 +50,8 @@ PUBLIC_FIELDS = (
     # the account's learned vocabulary: {version, tags: [{tag, score}]}
     "vocabulary",
 )
+# Stored, never served by the JSON API: the descriptor "more like this" searches on.
+STORED_FIELDS = (*PUBLIC_FIELDS, store.EMBEDDING_FIELD)
 
 
 # Download + decode run here while the request thread makes the claim (both mostly wait on the
@@ -76,27 +88,37 @@ def _classify(
     batch = fetched.result()
     classifier = model.for_settings(settings, timings)
     with timings.stage("predict"):
-        probabilities = classifier.predict(batch)[0]
-    predictions = model.top_k(probabilities, settings.top_k)
-    return tagging.result(predictions, settings, classifier.name)
+        out = model.infer(classifier, batch)  # labels and embedding: one forward
+    predictions = model.top_k(out.probabilities[0], settings.top_k)
+    return {
+        **tagging.result(predictions, settings, classifier.name),
+        "embedding": embeddings.of_image(out.embeddings),
+    }
 
 
 def process_upload(
-    upload: Upload, settings: Settings, *, reclassify: bool = False
+    upload: Upload,
+    settings: Settings,
+    *,
+    reclassify: bool = False,
+    refresh_embedding: bool = False,
 ) -> dict[str, Any]:
     """Classify one image or video upload exactly once; return the public record (plus
     `duplicate`). `reclassify`: a `done` document made by another model than the configured one
-    is redone."""
+    is redone. `refresh_embedding` (backfill): a `done` document without an embedding is redone
+    when the configured model has one."""
     upload = video.complete(upload)
     if (reason := video.ignore_reason(upload)) is not None:
         logs.info("upload ignored", asset_id=upload.asset_id, reason=reason)
         return {"status": "ignored", "reason": reason}
     timings = Timings()
-    current_model = model.for_settings(settings, timings).name if reclassify else None
+    current_model, refresh_embedding = _takeover(settings, timings, reclassify, refresh_embedding)
     fetch: Any = video.fetch_frames if video.is_video(upload) else _fetch
     fetched = _prefetch.submit(fetch, upload, settings, timings)  # used only if claimed
     with timings.stage("claim"):
-        claim = store.claim(settings, upload, model=current_model)
+        claim = store.claim(
+            settings, upload, model=current_model, missing_embedding=refresh_embedding
+        )
     if claim.state == "duplicate":
         logs.info("duplicate delivery: already classified", asset_id=upload.asset_id)
         return {**to_public(claim.existing or {}), "duplicate": True}
@@ -145,7 +167,7 @@ def process_upload(
     record["updated_at"] = store.now()
     with timings.stage("store"):
         try:
-            saved = store.save(settings, record, PUBLIC_FIELDS, claim.claim_id)
+            saved = store.save(settings, record, STORED_FIELDS, claim.claim_id)
         except Exception as exc:
             _release(settings, upload.asset_id, exc, claim.claim_id)
             raise
@@ -161,6 +183,18 @@ def process_upload(
         timings=timings.total(),
     )
     return to_public(record)
+
+
+def _takeover(
+    settings: Settings, timings: Timings, reclassify: bool, refresh_embedding: bool
+) -> tuple[str | None, bool]:
+    """What a final document must lack to be redone: (the current model's name when
+    re-classifying, whether a missing embedding counts: only if the model gives one)."""
+    if not reclassify and not refresh_embedding:
+        return None, False
+    classifier = model.for_settings(settings, timings)
+    current = classifier.name if reclassify else None
+    return current, refresh_embedding and model.embedding_dim(classifier) is not None
 
 
 def _claim_lost(upload: Upload, when: str) -> dict[str, Any]:

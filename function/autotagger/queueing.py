@@ -3,7 +3,8 @@
 Outcome mapping for a delivered message (Pub/Sub acknowledges when the function returns and
 redelivers with backoff when it raises):
 
-- `done`, `failed`, duplicate, superseded version: return (acknowledged);
+- `done`, `failed`, duplicate, superseded version: return (acknowledged); a `backfill` or
+  `reclassify` message also redoes a `done` document that has no embedding yet;
 - origin `vocabulary`: the stored embedding is re-scored (no model, no download), return;
 - malformed message: logged with its messageId, return (acknowledged: it can never succeed);
 - Firestore/Cloudinary down (`UpstreamError`), a live claim held by another delivery
@@ -84,8 +85,13 @@ def consume(event_data: Any, settings: Settings) -> dict[str, Any]:
             )
             logs.info(f"message processed: vocabulary {outcome}", **context)
             return {"status": outcome, "asset_id": upload.asset_id}
-        reclassify = received.message.origin == "reclassify"
-        record = pipeline.process_upload(upload, settings, reclassify=reclassify)
+        origin = received.message.origin
+        record = pipeline.process_upload(
+            upload,
+            settings,
+            reclassify=origin == "reclassify",
+            refresh_embedding=origin in ("backfill", "reclassify"),  # a library gets embeddings
+        )
     except Exception as exc:
         reason = exc.message if isinstance(exc, AutotaggerError) else f"{type(exc).__name__}"
         logs.warning("message not processed: Pub/Sub redelivers it", error=reason, **context)

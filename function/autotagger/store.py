@@ -18,8 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import numpy as np
 from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
+from google.cloud.firestore_v1.base_vector_query import DistanceMeasure
+from google.cloud.firestore_v1.vector import Vector
 
 from autotagger import logs
 from autotagger.config import Settings
@@ -31,6 +34,10 @@ CALL_TIMEOUT_S = 10.0
 # for up to 60 s, so an outage would hold a request for minutes.
 NO_RETRY: dict[str, Any] = {"retry": None, "timeout": CALL_TIMEOUT_S}
 FINAL_STATUSES = ("done", "failed")
+# The top-level vector field (the emulator mishandles nested ones) and the field `nearest`
+# writes each result's cosine distance into.
+EMBEDDING_FIELD = "embedding"
+DISTANCE_FIELD = "distance"
 _TRANSIENT = (
     *GOOGLE_TRANSIENT,
     google_exceptions.RetryError,
@@ -140,17 +147,25 @@ def _claim_document(upload: Upload, claim_id: str, ttl_s: int, at: dt.datetime) 
 
 
 def _decide(
-    current: dict[str, Any], upload: Upload, at: dt.datetime, model: str | None = None
+    current: dict[str, Any],
+    upload: Upload,
+    at: dt.datetime,
+    model: str | None = None,
+    missing_embedding: bool = False,
 ) -> Claim | None:
     """What an existing document means for this delivery; None = we may take it over.
 
-    `model` (re-classification): a `done` document made by another model is taken over."""
+    `model` (re-classification): a `done` document made by another model is taken over.
+    `missing_embedding` (backfill): so is a `done` document without an embedding."""
     version = int(current.get("version") or 0)
     if version > upload.version:
         return Claim("superseded", existing=current)
     if version == upload.version:
         status = current.get("status")
         stale_model = model is not None and status == "done" and current.get("model") != model
+        stale_model = stale_model or (
+            missing_embedding and status == "done" and current.get(EMBEDDING_FIELD) is None
+        )
         if status in FINAL_STATUSES and not stale_model:
             return Claim("duplicate", existing=current)
         expires = (current.get("claim") or {}).get("expires_at")
@@ -159,9 +174,12 @@ def _decide(
     return None
 
 
-def claim(settings: Settings, upload: Upload, model: str | None = None) -> Claim:
+def claim(
+    settings: Settings, upload: Upload, model: str | None = None, missing_embedding: bool = False
+) -> Claim:
     """Claim (asset_id, version) for classification; see `Claim` for the outcomes. With `model`
-    (re-classification), a final document made by a different model is claimed again."""
+    (re-classification), a final document made by a different model is claimed again; with
+    `missing_embedding`, a `done` one without an embedding."""
     claim_id = uuid.uuid4().hex
     at = now()
     document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
@@ -182,7 +200,7 @@ def claim(settings: Settings, upload: Upload, model: str | None = None) -> Claim
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
         current = snapshot.to_dict() if snapshot.exists else None
         if current is not None:
-            decided = _decide(current, upload, at, model)
+            decided = _decide(current, upload, at, model, missing_embedding)
             if decided is not None:
                 return decided
         document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
@@ -221,7 +239,7 @@ def save(
     that stalled past CLAIM_TTL_S must not replace what the delivery that took over wrote.
     Returns False (nothing written) when the claim was lost.
     """
-    document = {name: record.get(name) for name in fields} | {"claim": None}
+    document = {name: _stored(record.get(name)) for name in fields} | {"claim": None}
     asset_id = record["asset_id"]
     if claim_id is None:
         _call(
@@ -244,6 +262,37 @@ def save(
         "write",
         lambda db: write_if_ours(db.transaction(), collection(settings, db).document(asset_id)),
     )
+
+
+def _stored(value: Any) -> Any:
+    """A record's value as Firestore stores it: a numpy vector becomes a `Vector`."""
+    if isinstance(value, np.ndarray):
+        return Vector([float(x) for x in value.reshape(-1)])
+    return value
+
+
+def nearest(
+    settings: Settings, vector: Any, limit: int, where: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The `limit` documents whose embedding is nearest `vector` (cosine), nearest first, each
+    with `distance`; `where` (field -> value, equality) pre-filters. Firestore bills one read per
+    100 index entries scanned (at least one), so a query over N embeddings costs about N/100."""
+    query_vector = vector if isinstance(vector, Vector) else Vector([float(x) for x in vector])
+
+    def run(db: firestore.Client) -> list[dict[str, Any]]:
+        base: Any = collection(settings, db)
+        for field, value in (where or {}).items():
+            base = base.where(filter=firestore.FieldFilter(field, "==", value))
+        query = base.find_nearest(
+            vector_field=EMBEDDING_FIELD,
+            query_vector=query_vector,
+            distance_measure=DistanceMeasure.COSINE,
+            limit=limit,
+            distance_result_field=DISTANCE_FIELD,
+        )
+        return [doc.to_dict() or {} for doc in query.stream(**NO_RETRY)]
+
+    return _call(settings, "vector query", run)
 
 
 def release(settings: Settings, asset_id: str, reason: str, claim_id: str | None = None) -> None:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from autotagger import cloudinary_client, imaging, logs, model, tagging
+from autotagger import cloudinary_client, embeddings, imaging, logs, model, tagging
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, UpstreamError
 from autotagger.logs import Timings
@@ -150,13 +150,15 @@ def _usable(frames: list[Frame]) -> list[Frame]:
 
 def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]]) -> dict[str, Any]:
     """The video's result: one forward over its frames, predictions = top-k of the mean of
-    the frames' probabilities, plus `frames` (offset, top-1 label and score, or the error)."""
+    the frames' probabilities, plus `frames` (offset, top-1 label and score, or the error) and
+    `embedding` (the normalised mean of the frames')."""
     frames = fetched.result()
     usable = _usable(frames)
     batch = imaging.preprocess(np.stack([f.pixels for f in usable if f.pixels is not None]))
     classifier = model.for_settings(settings, timings)
     with timings.stage("predict"):
-        probabilities = np.asarray(classifier.predict(batch))  # one forward, every frame
+        out = model.infer(classifier, batch)  # one forward, every frame
+    probabilities = out.probabilities
     predictions = model.top_k(probabilities.mean(axis=0), settings.top_k)
     per_frame = iter(probabilities)
     described: list[dict[str, Any]] = []
@@ -168,4 +170,8 @@ def classify(settings: Settings, timings: Timings, fetched: Future[list[Frame]])
         described.append(
             {"offset": frame.offset, "label": best.label, "score": round(best.score, 6)}
         )
-    return {**tagging.result(predictions, settings, classifier.name), "frames": described}
+    return {
+        **tagging.result(predictions, settings, classifier.name),
+        "frames": described,
+        "embedding": embeddings.of_frames(out.embeddings),
+    }
