@@ -603,3 +603,37 @@ def test_backfill_vocabulary_changed_enqueue_and_the_worker(
     # Delivered again (Pub/Sub is at least once): nothing left to do.
     event["message"]["messageId"] = "again"
     assert queueing.consume(event, settings)["status"] == "unchanged"
+
+
+def test_training_reads_match_the_clients_own_decoding(base_env) -> None:
+    settings = config.load_settings()
+    collection = _db(base_env).collection(base_env["FIRESTORE_COLLECTION"])
+    rng = np.random.default_rng(21)
+    written = {}
+    for i in range(7):
+        document = {
+            "status": "done",
+            "version": 1700000000 + i,
+            "model": MODEL,
+            "tags": ["seashore", f"auto:x{i}"],
+            "vocabulary": {"version": 3, "tags": [{"tag": "sunset", "score": 0.93}]},
+            "embedding": Vector(_unit(rng.normal(size=DIM)).tolist()),
+            "predictions": [{"label": "seashore", "score": 0.5}],  # not read
+        }
+        if i == 6:
+            del document["embedding"]
+        collection.document(f"asset{i}").set(document)
+        written[f"asset{i}"] = document
+    found = vocabulary_store.training_documents(settings, [*written, "missing"], batch=3)
+    assert set(found) == set(written)
+    for asset_id, document in written.items():
+        got = found[asset_id]
+        assert "predictions" not in got
+        for name in ("status", "version", "model", "tags", "vocabulary"):
+            assert got[name] == document[name]
+        vector = vocabulary_store.embedding_of(got)
+        if "embedding" in document:
+            assert vector is not None and vector.dtype == np.float32
+            np.testing.assert_array_equal(vector, np.asarray(document["embedding"], np.float32))
+        else:
+            assert vector is None

@@ -318,12 +318,9 @@ def training_documents(
     ids = list(dict.fromkeys(asset_ids))
 
     def read(chunk: list[str]) -> dict[str, dict[str, Any]]:
-        def get(db: firestore.Client) -> dict[str, dict[str, Any]]:
-            refs = [store.collection(settings, db).document(asset_id) for asset_id in chunk]
-            snapshots = db.get_all(refs, field_paths=list(TRAINING_FIELDS), **store.NO_RETRY)
-            return {s.id: s.to_dict() or {} for s in snapshots if s.exists}
-
-        found: dict[str, dict[str, Any]] = _call(settings, "batched read", get)
+        found: dict[str, dict[str, Any]] = _call(
+            settings, "batched read", lambda db: _read_fast(settings, db, chunk)
+        )
         return found
 
     chunks = [ids[start : start + batch] for start in range(0, len(ids), batch)]
@@ -334,13 +331,56 @@ def training_documents(
     return found
 
 
+def _read_fast(settings: Settings, db: firestore.Client, ids: list[str]) -> dict[str, Any]:
+    """`get_all` of `ids` (TRAINING_FIELDS only), the embeddings decoded straight from the
+    protobuf into numpy: the client's generic decoding (a Python object, then a deep copy, per
+    number) costs ~4 ms a document, 40 s for 10k; this ~0.4 ms. The other fields go through the
+    client's own decoder. Falls back to the public path if the client's internals moved."""
+    from google.cloud.firestore_v1 import _helpers
+
+    refs = [store.collection(settings, db).document(asset_id) for asset_id in ids]
+    try:
+        api, database, metadata = db._firestore_api, db._database_string, db._rpc_metadata
+        paths = [ref._document_path for ref in refs]
+    except AttributeError:
+        snapshots = db.get_all(refs, field_paths=list(TRAINING_FIELDS), **store.NO_RETRY)
+        return {s.id: s.to_dict() or {} for s in snapshots if s.exists}
+    request = {
+        "database": database,
+        "documents": paths,
+        "mask": {"field_paths": list(TRAINING_FIELDS)},
+    }
+    found: dict[str, dict[str, Any]] = {}
+    responses = api.batch_get_documents(
+        request=request, metadata=metadata, timeout=store.CALL_TIMEOUT_S
+    )
+    for response in responses:
+        if not response._pb.HasField("found"):
+            continue
+        document = response.found
+        fields = document._pb.fields
+        decoded = {
+            name: _helpers.decode_value(document.fields[name], db)
+            for name in fields
+            if name != "embedding"
+        }
+        if "embedding" in fields:
+            vector = fields["embedding"].map_value.fields.get("value")
+            values = vector.array_value.values if vector is not None else ()
+            decoded["embedding"] = np.fromiter(
+                (v.double_value for v in values), dtype=np.float32, count=len(values)
+            )
+        found[document.name.rsplit("/", 1)[-1]] = decoded
+    return found
+
+
 def embedding_of(document: dict[str, Any]) -> np.ndarray | None:
     """A document's stored embedding as float32, or None when it has none (or a broken one)."""
     value = document.get("embedding")
     if value is None:
         return None
     try:
-        vector = np.asarray(list(value), dtype=np.float32)
+        vector = np.asarray(value if isinstance(value, np.ndarray) else list(value), np.float32)
     except (TypeError, ValueError):
         return None
     if vector.ndim != 1 or not vector.size or not all(math.isfinite(v) for v in vector[:4]):
