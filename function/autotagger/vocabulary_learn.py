@@ -226,7 +226,7 @@ def plot(reports: Sequence[TagReport], path: Path, target: float, limit: int = 6
     shown = sorted(
         (r for r in reports if r.ap is not None), key=lambda r: (not r.learned, -r.positives)
     )[:limit]
-    height = max(2.5, 0.32 * len(shown) + 1.4)
+    height = max(2.8, 0.32 * len(shown) + 1.6)
     figure, axes = plt.subplots(figsize=(8, height))
     ys = np.arange(len(shown))
     bar = 0.27
@@ -242,7 +242,8 @@ def plot(reports: Sequence[TagReport], path: Path, target: float, limit: int = 6
     axes.set_xlabel("held-out precision / recall at the learned threshold")
     learned = sum(r.learned for r in reports)
     axes.set_title(f"Learned vocabulary: {learned} of {len(reports)} tags learned")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.set_title(axes.get_title(), pad=22)
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
