@@ -426,6 +426,12 @@ def test_missing_or_unreadable_vocabulary_never_fails_and_is_logged_once(
     assert [w["severity"] for w in warnings] == ["WARNING"]
     assert warnings[0]["message"] == "vocabulary unreadable: serving version 1"
     assert "shard 0 of version 2" in warnings[0]["error"]
+    # After a failed read the next try comes soon, not a whole refresh interval later.
+    assert _publish(settings, ["e", "f"], 3) == 3
+    now[0] += vocabulary.ERROR_RETRY_S
+    field = vocabulary.learned_tags(settings, embedding, MODEL)
+    assert field is not None and field["version"] == 3
+    capsys.readouterr()
 
     # Another model's embeddings: its weights mean nothing here; no tags, said once.
     for _ in range(2):

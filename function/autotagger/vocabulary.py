@@ -26,6 +26,7 @@ from autotagger.vocabulary_store import Vocabulary
 __all__ = ["Vocabulary", "apply", "current", "for_model", "learned_tags", "reset", "scores"]
 
 clock: Callable[[], float] = time.monotonic  # tests move time forward
+ERROR_RETRY_S = 30.0  # after a failed read, the next try comes this soon (or the refresh interval)
 
 
 def scores(vocabulary: Vocabulary, embeddings: np.ndarray) -> np.ndarray:
@@ -58,7 +59,7 @@ class _Cache:
     def __init__(self) -> None:
         self.lock = threading.Lock()  # held only by the request that refreshes
         self.vocabulary: Vocabulary | None = None
-        self.checked_at: float | None = None
+        self.due: float | None = None  # when to check the published version next
         self.said: str | None = None  # the last state logged ("missing", "error: ...", "v3")
         self.said_lock = threading.Lock()
 
@@ -81,6 +82,7 @@ def _tell_once(cache: _Cache, state: str, severity: str, message: str, **fields:
 
 
 def _refresh(settings: Settings, cache: _Cache) -> None:
+    wait = float(settings.vocabulary_refresh_s)
     try:
         version = vocabulary_store.current_version(settings)
         if version is None:
@@ -97,7 +99,8 @@ def _refresh(settings: Settings, cache: _Cache) -> None:
                 tags=len(cache.vocabulary.tags),
                 model=cache.vocabulary.model,
             )
-    except Exception as exc:  # keep what we have; try again after the refresh interval
+    except Exception as exc:  # keep what we have; try again soon (an outage is brief)
+        wait = min(wait, ERROR_RETRY_S)
         detail = f"{type(exc).__name__}: {str(exc)[:300]}"
         _tell_once(
             cache,
@@ -108,7 +111,7 @@ def _refresh(settings: Settings, cache: _Cache) -> None:
             error=detail,
         )
     finally:
-        cache.checked_at = clock()
+        cache.due = clock() + wait
 
 
 def _behind(cache: _Cache, min_version: int | None) -> bool:
@@ -119,20 +122,19 @@ def _behind(cache: _Cache, min_version: int | None) -> bool:
 def current(settings: Settings, min_version: int | None = None) -> Vocabulary | None:
     """The published vocabulary as this instance last read it (None: none usable). Never
     raises. The first call of a process reads it (others wait for that one read); later calls
-    refresh it when older than VOCABULARY_REFRESH_S, one request at a time, without blocking.
+    refresh it when older than VOCABULARY_REFRESH_S (after a failed read, within 30 s), one
+    request at a time, without blocking.
     `min_version` (a re-scoring message names the version it was sent for): a copy older than
     that is refreshed now."""
     cache = _cache
-    if cache.checked_at is None or _behind(cache, min_version):
+    if cache.due is None or _behind(cache, min_version):
         with cache.lock:
-            if cache.checked_at is None or _behind(cache, min_version):
+            if cache.due is None or _behind(cache, min_version):
                 _refresh(settings, cache)
         return cache.vocabulary
-    if clock() - cache.checked_at >= settings.vocabulary_refresh_s and cache.lock.acquire(
-        blocking=False
-    ):
+    if clock() >= cache.due and cache.lock.acquire(blocking=False):
         try:
-            if clock() - (cache.checked_at or 0.0) >= settings.vocabulary_refresh_s:
+            if clock() >= (cache.due or 0.0):
                 _refresh(settings, cache)
         finally:
             cache.lock.release()
