@@ -513,6 +513,15 @@ def test_backfill_vocabulary_changed_adds_and_removes_only_learned_tags(
     sunset = documents["lib/sunset-0"]
     assert sunset["tags"] == ["volcano"] and sunset["vocabulary"] == {"version": 1, "tags": []}
     assert all(c["params"]["command"] == "add" for c in _tag_calls(standin))
+    # Search by tag (`?tag=`: an array-contains query on `tags`) finds what we learned.
+    query = (
+        _db(base_env)
+        .collection(base_env["FIRESTORE_COLLECTION"])
+        .where(filter=firestore.FieldFilter("tags", "array_contains", "forest"))
+    )
+    assert {d.get("public_id") for d in (s.to_dict() for s in query.stream())} == {
+        f"lib/untagged-{i}" for i in range(5)
+    }
 
     # Nothing we wrote is learned: the 5 learned `forest` tags are not positives.
     capsys.readouterr()
