@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cli
@@ -652,3 +653,23 @@ def test_training_reads_match_the_clients_own_decoding(base_env) -> None:
             np.testing.assert_array_equal(vector, np.asarray(document["embedding"], np.float32))
         else:
             assert vector is None
+
+
+def test_serving_never_imports_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    script = (
+        "import sys; sys.path[:0] = [sys.argv[1]]\n"
+        "from autotagger import pipeline, queueing, vocabulary, vocabulary_rescore\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'joblib')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(root / "function")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]"
