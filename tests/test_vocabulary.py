@@ -520,7 +520,7 @@ def test_backfill_vocabulary_changed_adds_and_removes_only_learned_tags(
         .collection(base_env["FIRESTORE_COLLECTION"])
         .where(filter=firestore.FieldFilter("tags", "array_contains", "forest"))
     )
-    assert {d.get("public_id") for d in (s.to_dict() for s in query.stream())} == {
+    assert {d.get("public_id") for d in (s.to_dict() or {} for s in query.stream())} == {
         f"lib/untagged-{i}" for i in range(5)
     }
 

@@ -359,7 +359,7 @@ def _read_fast(settings: Settings, db: firestore.Client, ids: list[str]) -> dict
             continue
         document = response.found
         fields = document._pb.fields
-        decoded = {
+        decoded: dict[str, Any] = {
             name: _helpers.decode_value(document.fields[name], db)
             for name in fields
             if name != "embedding"
