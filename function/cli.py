@@ -5,11 +5,13 @@
         [--json]
     python function/cli.py backfill [--prefix P] [--limit N] [--dry-run] [--videos]
     python function/cli.py backfill --enqueue [--model-changed] [--prefix P] [--dry-run] [--videos]
+    python function/cli.py backfill --vocabulary-changed [--enqueue] [--dry-run]
+    python function/cli.py learn [--prefix P] [--dry-run] [--json] [--plot PATH]
     python function/cli.py similar ASSET_ID|PUBLIC_ID [--limit N] [--resource-type T] [--json]
 
 Settings come from the environment, exactly as for the function (README, "Configuration");
-`classify` needs only MODEL_WEIGHTS, `results` and `similar` Firestore, `backfill` also
-CLOUDINARY_URL.
+`classify` needs only MODEL_WEIGHTS, `results` and `similar` Firestore, `backfill` and `learn`
+also CLOUDINARY_URL.
 Errors are one line on stderr; exit codes: 0 ok, 1 failed, 2 usage or configuration,
 75 Admin API budget spent (resume later), 130 interrupted.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -434,6 +437,8 @@ def _kind(args: argparse.Namespace) -> str:
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    if args.vocabulary_changed:
+        return cmd_rescore(args, settings, out)
     if args.enqueue or args.model_changed:
         return cmd_enqueue(args, settings, out)
     cloudinary_client.require_account(settings)
@@ -693,6 +698,410 @@ def _budget_stop(
     return EXIT_BUDGET
 
 
+# -- backfill --vocabulary-changed ---------------------------------------------------------------
+
+
+DEFAULT_RESCORE_CURSOR_FILE = ".autotagger-rescore.json"
+
+
+def _rescore_resume_command(args: argparse.Namespace) -> str:
+    words = ["python", "function/cli.py", "backfill", "--vocabulary-changed"]
+    if args.enqueue:
+        words.append("--enqueue")
+    if args.dry_run:
+        words.append("--dry-run")
+    if args.page_size != ADMIN_PAGE_SIZE:
+        words += ["--page-size", str(args.page_size)]
+    if args.cursor_file != DEFAULT_CURSOR_FILE:
+        words += ["--cursor-file", args.cursor_file]
+    return shlex.join(words)
+
+
+def _rescore_all(
+    args: argparse.Namespace,
+    settings: Settings,
+    current: Any,
+    present: dict[str, list[str]],
+    stop: _StopRequest,
+) -> tuple[Counter[str], list[Any]]:
+    """Plan (and, inline, write) every stored document's change; (outcomes with tag counts,
+    the `vocabulary` messages to publish with --enqueue)."""
+    from autotagger import messages, vocabulary_rescore
+
+    names = {settings.tag_prefix + tag for tag in current.tags}
+    outcomes: Counter[str] = Counter()
+    queued: list[messages.AssetMessage] = []
+    with _bar(None, "doc") as bar:
+        for snapshot in vocabulary_rescore.stream(settings):
+            if stop.requested:
+                break
+            bar.update(1)
+            document = snapshot.to_dict() or {}
+            held = present.get(snapshot.id, [])
+            planned = vocabulary_rescore.plan(document, current, settings.tag_prefix, held)
+            if isinstance(planned, str):
+                outcomes[planned] += 1
+                continue
+            outcomes["changed" if planned.changes_tags else "version recorded"] += 1
+            outcomes["+tags"] += len(planned.add)
+            outcomes["-tags"] += len(planned.remove)
+            if args.dry_run:
+                continue
+            if args.enqueue:
+                try:
+                    described = webhook.upload_from_resource(document)
+                except BadRequest as exc:
+                    outcomes[f"not queued: {exc.message}"] += 1
+                    continue
+                upload = dataclasses.replace(described, tags=tuple(t for t in held if t in names))
+                queued.append(
+                    messages.AssetMessage(upload, "vocabulary", vocabulary_version=current.version)
+                )
+            elif not vocabulary_rescore.write(settings, planned, snapshot):
+                outcomes["changed meanwhile (re-classified: left as is)"] += 1
+    return outcomes, queued
+
+
+def cmd_rescore(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """Re-score every stored embedding against the current vocabulary; add or remove only the
+    learned tags (inline, or one `vocabulary` message per document to change with --enqueue).
+    No model, no download; the Admin API only to list people's tags (pages of 500, resumable
+    like `learn` when the budget runs out)."""
+    from autotagger import vocabulary_store
+
+    account = cloudinary_client.require_account(settings)
+    if args.model_changed or args.videos or args.prefix:
+        raise CliError(
+            "--vocabulary-changed re-scores every stored document: no --model-changed, "
+            "--videos or --prefix",
+            EXIT_USAGE,
+        )
+    current = vocabulary_store.read_current(settings)
+    if current is None:
+        raise CliError("no vocabulary published: run `cli.py learn` first")
+    # People's tags, so that a learned tag a person already put on an asset stays theirs.
+    path = Path(
+        DEFAULT_RESCORE_CURSOR_FILE if args.cursor_file == DEFAULT_CURSOR_FILE else args.cursor_file
+    )
+    selection = {"cloud": account.cloud_name, "resource_type": "image", "for": "vocabulary"}
+    state = _listing_state(path, selection)
+    code = _list_tagged(args, state, path, out.write, _rescore_resume_command(args))
+    if code is not None:
+        return code
+    present = {asset_id: tags for asset_id, (_, tags) in state["assets"].items()}
+    stop = _StopRequest()
+    with stop.installed():
+        outcomes, queued = _rescore_all(args, settings, current, present, stop)
+    if queued:
+        from autotagger import pubsub
+
+        pubsub.publish_all(settings, queued)
+    if not stop.requested:
+        path.unlink(missing_ok=True)
+    verb = "would change" if args.dry_run else "queued" if args.enqueue else "changed"
+    changed, added, removed = (outcomes.pop(k, 0) for k in ("changed", "+tags", "-tags"))
+    out.write(
+        f"vocabulary version {current.version} ({len(current.tags)} tags): "
+        f"{verb} {changed} assets' learned tags (+{added} / -{removed} tags)"
+        + (f", {len(queued)} messages published" if queued else "")
+        + "\n"
+    )
+    for why, count in sorted(outcomes.items()):
+        out.write(f"  {count} {why}\n")
+    if args.dry_run:
+        out.write("dry run: nothing written\n")
+    if stop.requested:
+        out.write("interrupted: run the same command again to finish (it is idempotent)\n")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+# -- learn ---------------------------------------------------------------------------------------
+
+DEFAULT_LEARN_CURSOR_FILE = ".autotagger-learn.json"
+
+
+def _learn_resume_command(args: argparse.Namespace) -> str:
+    words = ["python", "function/cli.py", "learn"]
+    if args.prefix:
+        words += ["--prefix", args.prefix]
+    if args.page_size != ADMIN_PAGE_SIZE:
+        words += ["--page-size", str(args.page_size)]
+    if args.cursor_file != DEFAULT_LEARN_CURSOR_FILE:
+        words += ["--cursor-file", args.cursor_file]
+    if args.model:
+        words += ["--model", args.model]
+    for flag in ("dry_run", "json"):
+        if getattr(args, flag):
+            words.append("--" + flag.replace("_", "-"))
+    if args.plot:
+        words += ["--plot", args.plot]
+    return shlex.join(words)
+
+
+def _list_tagged(
+    args: argparse.Namespace,
+    state: dict[str, Any],
+    path: Path,
+    tell: Callable[[str], object],
+    resume: str,
+) -> int | None:
+    """List the account's images with their tags, page by page from the saved cursor, keeping
+    the tagged ones in `state`; None when the listing is complete, else the exit code (the
+    budget ran out or Ctrl-C: the place is saved in `path`)."""
+    stop = _StopRequest()
+    with stop.installed(), _bar(None, "img", initial=state["listed"]) as bar:
+        while not state["complete"]:
+            try:
+                page = cloudinary_client.list_page(
+                    args.prefix, state["next_cursor"], args.page_size, "image", tags=True
+                )
+            except RateLimitExceeded as exc:
+                return _learn_stop(state, path, tell, exc.message, resume)
+            state["admin_requests"] += 1
+            for resource in page.resources:
+                tags = [str(t) for t in resource.get("tags") or ()]
+                if tags and resource.get("asset_id"):
+                    version = int(resource.get("version") or 0)
+                    state["assets"][str(resource["asset_id"])] = [version, tags]
+            state["listed"] += len(page.resources)
+            state["next_cursor"] = page.next_cursor
+            state["complete"] = page.next_cursor is None
+            state["saved_at"] = time.time()
+            bar.update(len(page.resources))
+            _write_cursor(path, state)
+            if state["complete"]:
+                break
+            if stop.requested:
+                tell(f"interrupted; progress saved in {path}\n")
+                tell(f"continue with: {resume}\n")
+                return EXIT_INTERRUPTED
+            if page.rate_remaining is not None and page.rate_remaining <= args.reserve:
+                detail = (
+                    f"{page.rate_remaining} of {page.rate_limit} requests left this hour, "
+                    f"resets {page.rate_reset_at or 'on the hour'}"
+                )
+                return _learn_stop(state, path, tell, detail, resume)
+    return None
+
+
+def _listing_state(path: Path, selection: dict[str, Any]) -> dict[str, Any]:
+    """The saved listing of an interrupted run with this selection, else a new one."""
+    state = _read_cursor(path, selection)
+    if state is not None and state.get("complete") and time.time() - state["saved_at"] > 3600:
+        _say(f"{path} holds a listing over an hour old: listing again")
+        state = None
+    if state is not None:
+        _say(f"resuming from {path}: {state['listed']} images listed")
+        return state
+    return {
+        "saved_at": time.time(),
+        "selection": selection,
+        "next_cursor": None,
+        "complete": False,
+        "listed": 0,
+        "admin_requests": 0,
+        "assets": {},
+    }
+
+
+def _learn_stop(
+    state: dict[str, Any], path: Path, tell: Callable[[str], object], detail: str, resume: str
+) -> int:
+    _write_cursor(path, state)
+    tell(
+        f"stopped: Admin API budget exhausted ({detail}) after {state['listed']} images; "
+        f"progress saved in {path}\n"
+    )
+    tell(f"resume after the reset with: {resume}\n")
+    return EXIT_BUDGET
+
+
+def _training_set(
+    settings: Settings, state: dict[str, Any], model_name: str | None
+) -> tuple[Any, list[set[str]], str | None, Counter[str]]:
+    """(embeddings, people's tags per row, the embedding space, why assets were left out):
+    the listed tagged assets joined with their stored documents."""
+    import numpy as np
+
+    from autotagger import vocabulary_learn, vocabulary_store
+
+    listed: dict[str, list[Any]] = state["assets"]
+    documents = vocabulary_store.training_documents(settings, listed)
+    skipped: Counter[str] = Counter()
+    usable: list[tuple[str, dict[str, Any], Any]] = []
+    for asset_id, (version, _) in listed.items():
+        document = documents.get(asset_id)
+        vector = vocabulary_store.embedding_of(document) if document else None
+        if document is None:
+            skipped["not classified yet (run backfill)"] += 1
+        elif document.get("status") != "done":
+            skipped[f"status {document.get('status')}"] += 1
+        elif int(document.get("version") or 0) != version:
+            skipped["classified for another version (run backfill)"] += 1
+        elif vector is None:
+            skipped["no embedding (run backfill)"] += 1
+        else:
+            usable.append((asset_id, document, vector))
+    models = Counter(str(document.get("model")) for _, document, _ in usable)
+    chosen = model_name or (models.most_common(1)[0][0] if models else None)
+    rows = [(a, d, v) for a, d, v in usable if str(d.get("model")) == chosen]
+    if len(rows) < len(usable):
+        skipped["embedding of another model (--model, or backfill --model-changed)"] += len(
+            usable
+        ) - len(rows)
+    dims = Counter(len(v) for _, _, v in rows)
+    dim = dims.most_common(1)[0][0] if dims else 0
+    skipped["embedding of an odd size"] += sum(1 for _, _, v in rows if len(v) != dim)
+    rows = [row for row in rows if len(row[2]) == dim]
+    tag_sets = [
+        vocabulary_learn.people_tags(listed[a][1], d, settings.tag_prefix) for a, d, _ in rows
+    ]
+    embeddings = np.stack([v for _, _, v in rows]) if rows else np.zeros((0, 0), np.float32)
+    return embeddings, tag_sets, chosen, +skipped
+
+
+def _print_learned(reports: list[Any], out: TextIO) -> None:
+    def cell(value: float | None, digits: int = 3) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    header = ("tag", "positives", "AP", "threshold", "precision", "recall", "outcome")
+    rows = [
+        (
+            r.tag,
+            str(r.positives),
+            cell(r.ap),
+            cell(r.threshold),
+            cell(r.precision),
+            cell(r.recall),
+            r.reason,
+        )
+        for r in reports
+    ]
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    for row in [header, *rows]:
+        cells = [
+            cell.ljust(w) if c in (0, 6) else cell.rjust(w)
+            for c, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+def _learn_summary(
+    summary: dict[str, Any], args: argparse.Namespace, settings: Settings
+) -> list[str]:
+    """The run's closing lines: what was listed, trained, learned, left out, published."""
+    lines = [
+        f"{summary['listed']} images listed, {summary['tagged']} tagged, "
+        f"{summary['trained_on']} with a person's tag and an embedding trained on "
+        f"({summary['model'] or 'no model'}); {summary['learned']} tags learned, "
+        f"{summary['refused']} refused (training {summary['seconds']['training']:.1f} s)"
+    ]
+    lines += [f"  left out: {count} {why}" for why, count in summary["skipped"].items()]
+    if not summary["tags"]:
+        lines.append("nothing to learn: no image has both a person's tag and a stored embedding")
+    if args.dry_run:
+        lines.append("dry run: nothing published")
+    elif summary["published"]:
+        lines.append(
+            f"published vocabulary version {summary['version']}: instances use it within "
+            f"{settings.vocabulary_refresh_s} s (VOCABULARY_REFRESH_S)"
+        )
+    else:
+        lines.append("no tag learned: the published vocabulary is unchanged")
+    return lines
+
+
+def cmd_learn(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
+    """List the account's tags, join them with the stored embeddings, learn, report, publish."""
+    from autotagger import vocabulary_learn, vocabulary_store  # scikit-learn: only here
+
+    account = cloudinary_client.require_account(settings)
+
+    def tell(text: str) -> None:  # with --json, stdout carries only the JSON
+        if args.json:
+            _say(text.rstrip("\n"))
+        else:
+            out.write(text)
+
+    selection = {"cloud": account.cloud_name, "prefix": args.prefix, "resource_type": "image"}
+    path = Path(args.cursor_file)
+    state = _listing_state(path, selection)
+    started = time.perf_counter()
+    code = _list_tagged(args, state, path, tell, _learn_resume_command(args))
+    if code is not None:
+        return code
+    listed_s = time.perf_counter() - started
+    started = time.perf_counter()
+    embeddings, tag_sets, model_name, skipped = _training_set(settings, state, args.model)
+    join_s = time.perf_counter() - started
+    learned = vocabulary_learn.learn(
+        embeddings,
+        tag_sets,
+        min_examples=settings.vocabulary_min_examples,
+        precision=settings.vocabulary_precision,
+        jobs=args.jobs,
+    )
+    version: int | None = None
+    if learned.tags and not args.dry_run:
+        version = vocabulary_store.publish(
+            settings,
+            vocabulary_store.Vocabulary(
+                version=0,
+                model=model_name or "",
+                tags=learned.tags,
+                weights=learned.weights,
+                bias=learned.bias,
+                thresholds=learned.thresholds,
+                figures=learned.figures(),
+                created_at=store.now(),
+                summary={
+                    "assets": learned.assets,
+                    "listed": state["listed"],
+                    "tags_considered": len(learned.reports),
+                    "min_examples": settings.vocabulary_min_examples,
+                    "precision": settings.vocabulary_precision,
+                    "train_s": learned.seconds,
+                },
+            ),
+        )
+    path.unlink(missing_ok=True)
+    plotted = None
+    if args.plot:
+        plotted = vocabulary_learn.plot(
+            learned.reports, Path(args.plot), settings.vocabulary_precision
+        )
+    summary = {
+        "published": version is not None,
+        "version": version,
+        "model": model_name,
+        "listed": state["listed"],
+        "tagged": len(state["assets"]),
+        "trained_on": learned.assets,
+        "skipped": dict(skipped),
+        "learned": len(learned.tags),
+        "refused": len(learned.reports) - len(learned.tags),
+        "admin_requests": state["admin_requests"],
+        "seconds": {
+            "listing": round(listed_s, 3),
+            "join": round(join_s, 3),
+            "training": learned.seconds,
+        },
+        "tags": [r.as_dict() for r in learned.reports],
+    }
+    if args.json:
+        json.dump(summary, out, ensure_ascii=False)
+        out.write("\n")
+    elif learned.reports:
+        _print_learned(learned.reports, out)
+    lines = _learn_summary(summary, args, settings)
+    if plotted is not None:
+        lines.append(f"plot of {plotted} tags written to {args.plot}")
+    for line in lines:
+        tell(line + "\n")
+    return EXIT_OK
+
+
 # -- parser and main -----------------------------------------------------------------------------
 
 
@@ -816,6 +1225,13 @@ def build_parser() -> _Parser:
         "configured one (MODEL_WEIGHTS; the name includes the weights' hash)",
     )
     backfill.add_argument(
+        "--vocabulary-changed",
+        action="store_true",
+        help="re-score the stored embeddings against the current learned vocabulary and add or "
+        "remove only learned tags (no model, no download; the Admin API lists people's tags, "
+        "resumable through --cursor-file); with --enqueue, on_message instances do it",
+    )
+    backfill.add_argument(
         "--page-size",
         type=_int_between(1, ADMIN_PAGE_SIZE),
         default=ADMIN_PAGE_SIZE,
@@ -833,6 +1249,51 @@ def build_parser() -> _Parser:
         help="--enqueue: stop when this many Admin API requests are left this hour [0]",
     )
     backfill.set_defaults(func=cmd_backfill)
+
+    learn = commands.add_parser(
+        "learn",
+        help="learn the account's own vocabulary from the tags people use",
+        description=(
+            "List the account's images with their tags (Admin API, pages of --page-size), join "
+            "them with the stored embeddings (run backfill first), and train a logistic "
+            "regression per tag people put on at least VOCABULARY_MIN_EXAMPLES images (never "
+            "on tags this project wrote). A tag is learned when held-out folds reach "
+            "VOCABULARY_PRECISION with at least half its images found; others are reported "
+            "as refused. The vocabulary is published to Firestore (versioned); instances "
+            "pick it up within VOCABULARY_REFRESH_S. When the Admin API's hourly budget runs "
+            "out, the listing stops with exit 75 and the place saved in --cursor-file: the "
+            "same command resumes it."
+        ),
+    )
+    learn.add_argument("--prefix", help="only public IDs starting with P")
+    learn.add_argument("--dry-run", action="store_true", help="train and report, publish nothing")
+    learn.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+    learn.add_argument("--plot", metavar="PATH", help="precision and recall per tag as an image")
+    learn.add_argument(
+        "--model",
+        help="the embedding space to learn on (a stored `model` name) [the most common one]",
+    )
+    learn.add_argument(
+        "--jobs", type=_int_between(1, 64), help="tags trained in parallel [CPUs, at most 4]"
+    )
+    learn.add_argument(
+        "--page-size",
+        type=_int_between(1, ADMIN_PAGE_SIZE),
+        default=ADMIN_PAGE_SIZE,
+        help=f"Admin API page size [{ADMIN_PAGE_SIZE}]",
+    )
+    learn.add_argument(
+        "--cursor-file",
+        default=DEFAULT_LEARN_CURSOR_FILE,
+        help=f"where an unfinished listing keeps its place [{DEFAULT_LEARN_CURSOR_FILE}]",
+    )
+    learn.add_argument(
+        "--reserve",
+        type=_int_between(0, 10**6),
+        default=0,
+        help="stop when this many Admin API requests are left this hour [0]",
+    )
+    learn.set_defaults(func=cmd_learn)
     return parser
 
 

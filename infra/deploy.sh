@@ -38,9 +38,9 @@ Environment (defaults in brackets):
   CLOUDINARY_DELIVERY_HOSTS, MODEL_PRECISION, MODEL_MAX_BATCH, DOWNLOAD_RENDITION,
   MODEL_PRELOAD, MODEL_CACHE_DIR,
   WEBHOOK_MAX_AGE_S, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, DOWNLOAD_TIMEOUT_S,
-  CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS, CONCEPT_THRESHOLD  passed to on_upload only
-                        when set (TAG_PREFIX also reaches results: the page's concept filters
-                        query the tags as written)
+  CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS, CONCEPT_THRESHOLD, VOCABULARY_REFRESH_S  passed
+                        to on_upload only when set (TAG_PREFIX also reaches results: the
+                        page's concept filters query the tags as written)
   RESULTS_ACCESS        private (listings need the access key) or public (anyone may list:
                         a public demo, only when asked for) [private]
   TOKEN_SECRET_NAME     Secret Manager secret of the access key, created with a random value
@@ -181,7 +181,7 @@ fi
 PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD_RENDITION
   WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S
   VIDEO_FRAMES MAX_VIDEO_SECONDS
-  WEBHOOK_MODE PUBSUB_TOPIC
+  WEBHOOK_MODE PUBSUB_TOPIC VOCABULARY_REFRESH_S
   CONCEPT_THRESHOLD)
 PASS_THROUGH+=(MODEL_PRELOAD MODEL_CACHE_DIR)
 for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET NEAR_DUPLICATE_DISTANCE \

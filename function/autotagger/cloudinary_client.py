@@ -248,16 +248,24 @@ def _budget(response: Any) -> dict[str, Any]:
 
 
 def list_page(
-    prefix: str | None, cursor: str | None, page_size: int = 500, resource_type: str = "image"
+    prefix: str | None,
+    cursor: str | None,
+    page_size: int = 500,
+    resource_type: str = "image",
+    *,
+    tags: bool = False,
 ) -> ResourcePage:
-    """One Admin API page of assets (delivery type `upload`). An exhausted hourly budget (the
-    SDK's RateLimited) raises RateLimitExceeded at once: retrying within the hour cannot help."""
+    """One Admin API page of assets (delivery type `upload`; with `tags`, each with its tags).
+    An exhausted hourly budget (the SDK's RateLimited) raises RateLimitExceeded at once:
+    retrying within the hour cannot help."""
     options: dict[str, Any] = {
         "type": "upload",
         "resource_type": resource_type,
         "max_results": page_size,
         "timeout": API_TIMEOUT_S,
     }
+    if tags:
+        options["tags"] = True
     if prefix:
         options["prefix"] = prefix
     if cursor:

@@ -113,6 +113,10 @@ class Settings:
     # Model loading: where a gs:// artifact is cached; load while the server boots.
     model_cache_dir: Path = field(default_factory=lambda: model_cache_dir({}))
     model_preload: bool = True
+    # The account's own vocabulary: what `cli.py learn` needs, and how often serving re-reads it.
+    vocabulary_min_examples: int = 10
+    vocabulary_precision: float = 0.9
+    vocabulary_refresh_s: int = 300
     # More like this: the cosine distance at or below which two assets are the same picture.
     near_duplicate_distance: float = 0.0012
 
@@ -422,6 +426,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         model_cache_dir=model_cache_dir(env),
         model_preload=_flag(env, "MODEL_PRELOAD", True),
         near_duplicate_distance=_float(env, "NEAR_DUPLICATE_DISTANCE", 0.0012, 0.0, 2.0),
+        **_vocabulary_settings(env),
     )
 
 
@@ -530,4 +535,18 @@ def _queue_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "pubsub_topic": topic,
         "pubsub_emulator_host": emulator,
         "pubsub_publish_timeout_s": _float(env, "PUBSUB_PUBLISH_TIMEOUT_S", 10.0, 0.5, 120.0),
+    }
+
+
+# -- the account's own vocabulary ------------------------------------------------------------
+
+
+def _vocabulary_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """VOCABULARY_MIN_EXAMPLES (positives a tag needs to be learned), VOCABULARY_PRECISION (the
+    precision a learned tag must reach on held-out folds), VOCABULARY_REFRESH_S (how stale an
+    instance's copy of the published vocabulary may get)."""
+    return {
+        "vocabulary_min_examples": _int(env, "VOCABULARY_MIN_EXAMPLES", 10, 2, 1_000_000),
+        "vocabulary_precision": _float(env, "VOCABULARY_PRECISION", 0.9, 0.5, 0.999),
+        "vocabulary_refresh_s": _int(env, "VOCABULARY_REFRESH_S", 300, 1, 86400),
     }

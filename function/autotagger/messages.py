@@ -2,7 +2,9 @@
 
 `data` is compact JSON describing the asset (the fields of `webhook.Upload`: for videos also
 `duration` when known and `is_audio`); attributes `asset_id`, `version` and `origin` (`webhook` |
-`backfill` | `reclassify`) let subscribers filter and logs correlate without decoding `data`.
+`backfill` | `reclassify` | `vocabulary`) let subscribers filter and logs correlate without
+decoding `data`. A `vocabulary` message (re-score the stored embedding, no classification) also
+carries `vocabulary_version`, the version it was sent for.
 Parsing accepts any `resource_type` (the pipeline decides what it classifies) and ignores unknown
 fields, so newer publishers stay readable by older workers.
 """
@@ -20,8 +22,9 @@ from typing import Any
 from autotagger.errors import BadRequest, MalformedMessage
 from autotagger.webhook import Upload, parse_json, upload_from_resource
 
-ORIGINS = ("webhook", "backfill", "reclassify")
+ORIGINS = ("webhook", "backfill", "reclassify", "vocabulary")
 MAX_DATA_BYTES = 64 * 1024  # one asset's description is well under 2 KB
+MAX_TAGS_BYTES = 32 * 1024  # an asset may hold 1000 tags of 255 characters: carry at most this
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class AssetMessage:
 
     upload: Upload
     origin: str
+    vocabulary_version: int | None = None  # origin `vocabulary`: the version to re-score with
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ def build(message: AssetMessage) -> tuple[bytes, dict[str, str]]:
     fields = asdict(message.upload)
     if not fields.get("is_audio"):
         del fields["is_audio"]  # said only of audio files
+    if not fields.get("tags"):
+        del fields["tags"]  # said only when there are some
+    while len(json.dumps(fields.get("tags") or [])) > MAX_TAGS_BYTES:
+        fields["tags"] = fields["tags"][: len(fields["tags"]) // 2]  # 1000 long tags: a part
     payload: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     attributes = {
@@ -54,6 +62,8 @@ def build(message: AssetMessage) -> tuple[bytes, dict[str, str]]:
         "version": str(message.upload.version),
         "origin": message.origin,
     }
+    if message.vocabulary_version is not None:
+        attributes["vocabulary_version"] = str(message.vocabulary_version)
     return data, attributes
 
 
@@ -88,7 +98,11 @@ def parse(data: bytes, attributes: Mapping[str, str]) -> AssetMessage:
     if attributes.get("version") != str(upload.version):
         raise MalformedMessage("attribute 'version' does not match the data")
     _check_duration(payload.get("duration"))
-    return AssetMessage(upload=upload, origin=origin)
+    raw_version = attributes.get("vocabulary_version")
+    if raw_version is not None and not (raw_version.isdigit() and int(raw_version) >= 1):
+        raise MalformedMessage("attribute 'vocabulary_version' must be a positive integer")
+    vocabulary_version = int(raw_version) if raw_version is not None else None
+    return AssetMessage(upload=upload, origin=origin, vocabulary_version=vocabulary_version)
 
 
 def from_cloud_event(data: Any) -> Received:

@@ -23,6 +23,7 @@ from autotagger import (
     store,
     tagging,
     video,
+    vocabulary,
 )
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
@@ -52,6 +53,8 @@ PUBLIC_FIELDS = (
     # concept tags (autotagger/concepts.py) and the vocabulary's version
     "concepts",
     "concept_vocabulary",
+    # the account's learned vocabulary: {version, tags: [{tag, score}]}
+    "vocabulary",
 )
 # Stored, never served by the JSON API: the descriptor "more like this" searches on.
 STORED_FIELDS = (*PUBLIC_FIELDS, store.EMBEDDING_FIELD)
@@ -212,6 +215,7 @@ def _tag(
     except ImageError as exc:
         _remove_our_tags(settings, upload, claim)
         return {**base, "status": "failed", "error": exc.reason, "tags": []}
+    result = vocabulary.with_learned_tags(settings, result, upload.tags)
     tags = list(result["tags"])
     if not store.record_tags(settings, upload.asset_id, claim.claim_id or "", tags):
         raise _ClaimLost("before the tag write")

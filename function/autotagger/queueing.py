@@ -9,6 +9,7 @@ redelivers with backoff when it raises):
   the message's, so the redelivery continues that claim at once (Pub/Sub redelivers a message
   only after the earlier delivery failed or outlived the ack deadline, which is longer than
   the function's timeout: that delivery is over);
+- origin `vocabulary`: the stored embedding is re-scored (no model, no download), return;
 - malformed message: logged with its messageId, return (acknowledged: it can never succeed);
 - Firestore/Cloudinary down (`UpstreamError`), a live claim held by another delivery
   (`InProgress`), missing configuration, anything unexpected: raise (redelivered, and after the
@@ -19,7 +20,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotagger import cloudinary_client, logs, messages, pipeline, pubsub, store
+from autotagger import (
+    cloudinary_client,
+    logs,
+    messages,
+    pipeline,
+    pubsub,
+    store,
+    vocabulary_rescore,
+)
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, MalformedMessage
 from autotagger.webhook import Upload
@@ -79,6 +88,12 @@ def consume(event_data: Any, settings: Settings) -> dict[str, Any]:
     }
     try:
         cloudinary_client.require_account(settings)
+        if received.message.origin == "vocabulary":
+            outcome = vocabulary_rescore.rescore(
+                settings, upload.asset_id, received.message.vocabulary_version, upload.tags
+            )
+            logs.info(f"message processed: vocabulary {outcome}", **context)
+            return {"status": outcome, "asset_id": upload.asset_id}
         origin = received.message.origin
         record = pipeline.process_upload(
             upload,

@@ -41,6 +41,9 @@ class Upload:
     height: int | None = None
     duration: float | None = None  # seconds, videos only
     is_audio: bool = False  # an audio file (Cloudinary stores audio as resource_type video)
+    # The asset's tags as the notification or resource listed them (people's, at upload time):
+    # a learned tag a person already put there is never written (nor later removed) by us.
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,15 @@ def upload_from_resource(payload: dict[str, Any]) -> Upload:
         height=_optional_int(payload, "height"),
         duration=_optional_seconds(payload, "duration"),
         is_audio=payload.get("is_audio") is True,
+        tags=_tags(payload.get("tags")),
     )
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    """A notification's `tags` (a list of strings); anything else counts as none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(dict.fromkeys(t for t in value if isinstance(t, str) and 0 < len(t) <= 255))
 
 
 def parse_notification(payload: dict[str, Any]) -> Upload | Ignored:

@@ -33,6 +33,8 @@
     concepts: $("current-concepts"),
     tagsBlock: $("current-tags-block"),
     tags: $("current-tags"),
+    learnedBlock: $("current-learned-block"),
+    learned: $("current-learned"),
     framesBlock: $("current-frames-block"),
     frames: $("current-frames"),
     similarBlock: $("current-similar-block"),
@@ -272,6 +274,8 @@
     el.conceptsBlock.hidden = true;
     el.tags.replaceChildren();
     el.tagsBlock.hidden = true;
+    el.learned.replaceChildren();
+    el.learnedBlock.hidden = true;
     clearFrameStrip();
     clearSimilar();
     el.meta.replaceChildren();
@@ -479,14 +483,33 @@
     el.similarBlock.hidden = false;
   }
 
+  // Labels and concepts apart from the tags learned from the account's own (`vocabulary`).
+  function renderTags(record) {
+    const learned = ((record.vocabulary && record.vocabulary.tags) || []).filter(
+      (t) => t && typeof t.tag === "string",
+    );
+    // Learned tags are written last (with TAG_PREFIX, if any): the labels are what precedes them.
+    const tags = record.tags || [];
+    const tail = tags.slice(tags.length - learned.length);
+    const isTail = tail.every((tag) => learned.some((t) => tag.endsWith(t.tag)));
+    const written = isTail ? tags.slice(0, tags.length - learned.length) : tags;
+    for (const tag of written) el.tags.append(node("li", "tag", tag));
+    el.tagsBlock.hidden = !written.length;
+    for (const t of learned) {
+      const item = node("li", "tag learned", t.tag);
+      item.title = `${percent(t.score)} (vocabulary version ${record.vocabulary.version})`;
+      el.learned.append(item);
+    }
+    el.learnedBlock.hidden = !learned.length;
+  }
+
   function renderRecord(record) {
     showImage(mediaUrl(record, PREVIEW), humanLabel(record.label) || record.public_id);
     if (record.status === "done") {
       setState("done", humanLabel(record.label), `${percent(record.score)} confidence`);
       renderPredictions(record.predictions);
       renderConcepts(record.concepts);
-      for (const tag of record.tags || []) el.tags.append(node("li", "tag", tag));
-      el.tagsBlock.hidden = !(record.tags || []).length;
+      renderTags(record);
       renderFrameStrip(record);
       loadSimilar(record);
     } else if (record.status === "failed") {
