@@ -20,7 +20,7 @@ from autotagger import imaging
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 _MEASURE = """
-import json, resource, sys, threading
+import json, sys, threading
 sys.path[:0] = [{root!r}, {function!r}]
 import psutil
 from PIL import Image
@@ -38,7 +38,10 @@ for thread in threads:
 for thread in threads:
     thread.join()
 array = imaging.load_rgb(data, {max_pixels})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: this process's own high-water mark (getrusage's ru_maxrss also counts the forked
+# parent's memory, which survives exec)
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+            if line.startswith("VmHWM:"))
 print(json.dumps({{"growth": peak - before, "pixels": pixels, "mode": mode,
                   "shape": list(array.shape), "bytes": len(data)}}))
 """

@@ -43,6 +43,7 @@ PASS_THROUGH = {
     "VIDEO_FRAMES": "4",
     "MAX_VIDEO_SECONDS": "600",
     "CONCEPT_THRESHOLD": "0.6",
+    "VOCABULARY_REFRESH_S": "120",
     "MODEL_PRELOAD": "0",
     "MODEL_CACHE_DIR": "/tmp/models",
 }

@@ -34,10 +34,15 @@ MARKERS = Path(os.environ["PRELOAD_TEST_MARKERS"])
 from autotagger import engines, model
 
 _load_openvino = engines.load_openvino
+
+def mark(name, text):
+    # atomically: the test reads a marker as soon as it exists
+    (MARKERS / (name + ".tmp")).write_text(text)
+    os.replace(MARKERS / (name + ".tmp"), MARKERS / name)
 _for_settings = model.for_settings
 
 def load_openvino(*args, **kwargs):
-    (MARKERS / "loading").write_text(threading.current_thread().name)
+    mark("loading", threading.current_thread().name)
     deadline = time.monotonic() + {wait}
     while not (MARKERS / "release").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -45,7 +50,7 @@ def load_openvino(*args, **kwargs):
 
 def for_settings(settings, timings):
     if threading.current_thread().name != "model-preload":
-        (MARKERS / "requested").write_text(str(model.is_loaded(
+        mark("requested", str(model.is_loaded(
             settings.model_weights, settings.model_precision, settings.model_max_batch,
             settings.model_engine, settings.model_openvino_hint)))
     return _for_settings(settings, timings)

@@ -147,7 +147,8 @@ def _decode_small(image: Image.Image, size: tuple[int, int]) -> Image.Image:
         transpose = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None
         if transpose in _SWAPS_AXES:
             size = (size[1], size[0])  # reduced before the rotation: the axes swap
-        reduced = _reduce(image, size)
+        # Only a big decode is reduced (memory); smaller ones keep Keras's exact resize.
+        reduced = _reduce(image, size) if big else image
         if reduced is not image:
             image.close()  # frees the full-size pixels now, not when collected
     return reduced.transpose(transpose) if transpose is not None else reduced
