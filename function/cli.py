@@ -1231,23 +1231,7 @@ def build_parser() -> _Parser:
         "remove only learned tags (no model, no download; the Admin API lists people's tags, "
         "resumable through --cursor-file); with --enqueue, on_message instances do it",
     )
-    backfill.add_argument(
-        "--page-size",
-        type=_int_between(1, ADMIN_PAGE_SIZE),
-        default=ADMIN_PAGE_SIZE,
-        help=f"Admin API page size for --enqueue [{ADMIN_PAGE_SIZE}]",
-    )
-    backfill.add_argument(
-        "--cursor-file",
-        default=DEFAULT_CURSOR_FILE,
-        help=f"--enqueue: where an unfinished run keeps its place [{DEFAULT_CURSOR_FILE}]",
-    )
-    backfill.add_argument(
-        "--reserve",
-        type=_int_between(0, 10**6),
-        default=0,
-        help="--enqueue: stop when this many Admin API requests are left this hour [0]",
-    )
+    _add_listing_arguments(backfill, DEFAULT_CURSOR_FILE, "--enqueue: ")
     backfill.set_defaults(func=cmd_backfill)
 
     learn = commands.add_parser(
@@ -1276,25 +1260,33 @@ def build_parser() -> _Parser:
     learn.add_argument(
         "--jobs", type=_int_between(1, 64), help="tags trained in parallel [CPUs, at most 4]"
     )
-    learn.add_argument(
+    _add_listing_arguments(learn, DEFAULT_LEARN_CURSOR_FILE)
+    learn.set_defaults(func=cmd_learn)
+    return parser
+
+
+def _add_listing_arguments(
+    command: argparse.ArgumentParser, cursor_file: str, scope: str = ""
+) -> None:
+    """The Admin API listing's options (page size, resumable cursor, budget reserve), shared by
+    the commands that list the account; `scope` says which mode of the command uses them."""
+    command.add_argument(
         "--page-size",
         type=_int_between(1, ADMIN_PAGE_SIZE),
         default=ADMIN_PAGE_SIZE,
-        help=f"Admin API page size [{ADMIN_PAGE_SIZE}]",
+        help=f"{scope}Admin API page size [{ADMIN_PAGE_SIZE}]",
     )
-    learn.add_argument(
+    command.add_argument(
         "--cursor-file",
-        default=DEFAULT_LEARN_CURSOR_FILE,
-        help=f"where an unfinished listing keeps its place [{DEFAULT_LEARN_CURSOR_FILE}]",
+        default=cursor_file,
+        help=f"{scope}where an unfinished listing keeps its place [{cursor_file}]",
     )
-    learn.add_argument(
+    command.add_argument(
         "--reserve",
         type=_int_between(0, 10**6),
         default=0,
-        help="stop when this many Admin API requests are left this hour [0]",
+        help=f"{scope}stop when this many Admin API requests are left this hour [0]",
     )
-    learn.set_defaults(func=cmd_learn)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

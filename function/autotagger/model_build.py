@@ -258,11 +258,18 @@ def export_openvino(keras_model: Any, artifact: Path) -> dict[str, Any]:
         export_variables_saved_model(keras_model, Path(tmp))
         converted = ov.convert_model(tmp)
         ov.save_model(converted, str(directory / "model.xml"), compress_to_fp16=False)
-    binary = directory / "model.bin"
+    return _ir_entry(artifact, OPENVINO_DIR, "fp32")
+
+
+def _ir_entry(artifact: Path, folder: str, precision: str) -> dict[str, Any]:
+    """The manifest's entry for the IR written into `artifact/folder/`."""
+    import openvino as ov
+
+    binary = artifact / folder / "model.bin"
     return {
-        "xml": f"{OPENVINO_DIR}/model.xml",
-        "bin": f"{OPENVINO_DIR}/model.bin",
-        "precision": "fp32",
+        "xml": f"{folder}/model.xml",
+        "bin": f"{folder}/model.bin",
+        "precision": precision,
         "bytes": binary.stat().st_size,
         "sha256": sha256_file(binary),
         "openvino": ov.get_version(),
@@ -278,15 +285,7 @@ def export_openvino_fp16(artifact: Path) -> dict[str, Any]:
     source = artifact / OPENVINO_DIR / "model.xml"
     directory = artifact / OPENVINO_FP16_DIR
     ov.save_model(ov.Core().read_model(str(source)), str(directory / "model.xml"))
-    binary = directory / "model.bin"
-    return {
-        "xml": f"{OPENVINO_FP16_DIR}/model.xml",
-        "bin": f"{OPENVINO_FP16_DIR}/model.bin",
-        "precision": "fp16 weights, fp32 inference",
-        "bytes": binary.stat().st_size,
-        "sha256": sha256_file(binary),
-        "openvino": ov.get_version(),
-    }
+    return _ir_entry(artifact, OPENVINO_FP16_DIR, "fp16 weights, fp32 inference")
 
 
 def file_entries(artifact: Path) -> dict[str, dict[str, Any]]:
