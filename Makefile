@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-REQS_HASH := $(shell cat requirements.txt function/requirements.txt | sha1sum | cut -c1-12)
+REQS_HASH := $(shell cat requirements.txt function/requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
 
@@ -15,6 +15,7 @@ $(PY_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(NODE_STAMP): infra/emulator/package.json infra/emulator/package-lock.json

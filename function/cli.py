@@ -37,19 +37,8 @@ from typing import Any, NoReturn, TextIO
 import requests
 from tqdm import tqdm
 
-from autotagger import (
-    cloudinary_client,
-    concepts,
-    config,
-    imaging,
-    model,
-    parsing,
-    pipeline,
-    similar,
-    store,
-    tagging,
-    webhook,
-)
+from autotagger import concepts, config, model, parsing, pipeline, tagging
+from autotagger.clients import cloudinary_client, store
 from autotagger.config import Settings
 from autotagger.errors import (
     AutotaggerError,
@@ -58,6 +47,8 @@ from autotagger.errors import (
     ImageError,
     RateLimitExceeded,
 )
+from autotagger.media import imaging
+from autotagger.web import similar, webhook
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_BUDGET = 75  # EX_TEMPFAIL: the Admin API's hourly budget is spent; resume after the reset
@@ -576,7 +567,8 @@ def _enqueue_page(
 ) -> int:
     """Publish what `resources` (the page from `skip` on) still need, at most `room` messages;
     update `state`; return how many of `resources` were handled (all unless `room` ran out)."""
-    from autotagger import messages, pubsub  # only --enqueue needs the Pub/Sub client
+    from autotagger.clients import pubsub  # only --enqueue needs the Pub/Sub client
+    from autotagger.queue import messages
 
     model_name = state["selection"]["model"]
     uploads: list[tuple[int, webhook.Upload]] = []
@@ -726,7 +718,8 @@ def _rescore_all(
 ) -> tuple[Counter[str], list[Any]]:
     """Plan (and, inline, write) every stored document's change; (outcomes with tag counts,
     the `vocabulary` messages to publish with --enqueue)."""
-    from autotagger import messages, vocabulary_rescore
+    from autotagger import vocabulary_rescore
+    from autotagger.queue import messages
 
     names = {settings.tag_prefix + tag for tag in current.tags}
     outcomes: Counter[str] = Counter()
@@ -793,7 +786,7 @@ def cmd_rescore(args: argparse.Namespace, settings: Settings, out: TextIO) -> in
     with stop.installed():
         outcomes, queued = _rescore_all(args, settings, current, present, stop)
     if queued:
-        from autotagger import pubsub
+        from autotagger.clients import pubsub
 
         pubsub.publish_all(settings, queued)
     if not stop.requested:

@@ -10,7 +10,7 @@
 
 Settings are read and validated once, at import (cold start); a bad one stops the process with
 one log line naming it. The functions that classify load the model while the server boots
-(`autotagger.preload`).
+(`autotagger.model.preload`).
 """
 
 from __future__ import annotations
@@ -27,21 +27,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from autotagger import (
-    access,
-    cloudinary_client,
-    config,
-    forward,
-    logs,
-    page,
-    parsing,
-    pipeline,
-    preload,
-    queueing,
-    similar,
-    store,
-    webhook,
-)
+from autotagger import config, logs, parsing, pipeline
+from autotagger.clients import cloudinary_client, store
 from autotagger.errors import (
     AutotaggerError,
     BadRequest,
@@ -49,6 +36,9 @@ from autotagger.errors import (
     MethodNotAllowed,
     PayloadTooLarge,
 )
+from autotagger.model import preload
+from autotagger.queue import worker
+from autotagger.web import access, forward, page, similar, webhook
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -166,7 +156,7 @@ def on_upload(request: flask.Request) -> flask.Response:
 def _process(upload: webhook.Upload, settings: config.Settings) -> dict[str, Any]:
     """Classify now (WEBHOOK_MODE=inline) or publish to Pub/Sub (queue)."""
     if settings.webhook_mode == "queue":
-        return queueing.submit(upload, settings)
+        return worker.submit(upload, settings)
     return pipeline.process_upload(upload, settings)
 
 
@@ -178,7 +168,7 @@ def _answer(record: Any) -> flask.Response:
 @functions_framework.cloud_event
 def on_message(event: CloudEvent) -> None:
     """Pub/Sub `messagePublished`: one queued asset. Return = acknowledged; raise = redelivered."""
-    queueing.consume(event.get_data(), SETTINGS)
+    worker.consume(event.get_data(), SETTINGS)
 
 
 def _results_query(args: Any) -> tuple[str | None, str | None, int]:

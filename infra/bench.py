@@ -61,13 +61,12 @@ import psutil
 import requests
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "function")]
+from infra import bench_cold, emulators, local, processes
+from infra import local_cloudinary as cloudinary_standin
+from infra.local_cloudinary import CloudinaryStandin
+from tests.helpers import notification_from, sign_body
 
-from infra import bench_cold, local  # noqa: E402
-from infra import local_cloudinary as cloudinary_standin  # noqa: E402
-from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
-from tests.helpers import notification_from, sign_body  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLE_PHOTO = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
 LEVELS = (1, 2, 4, 8)
@@ -249,7 +248,8 @@ def _part_tune(weights: str, rounds: int) -> dict[str, Any]:
 
 def _part_fidelity(weights: str) -> dict[str, Any]:
     """OpenVINO against TensorFlow on the same artifact: photos and drawings as served."""
-    from autotagger import imaging, model
+    from autotagger import model
+    from autotagger.media import imaging
 
     pixels = [imaging.load_rgb(data, 10**9) for _, data in _resize_images()]
     batch = imaging.preprocess(np.stack(pixels))
@@ -305,10 +305,13 @@ def _part_seed(fp32_dir: str, int8_dir: str, repeat: int) -> dict[str, Any]:
     from keras.applications.vgg16 import preprocess_input
     from keras.utils import img_to_array, load_img
 
-    from autotagger import cloudinary_client, imaging, model, model_build
+    from autotagger import model
+    from autotagger.clients import cloudinary_client
+    from autotagger.media import imaging
+    from autotagger.model import build
 
     started = time.perf_counter()
-    keras_model, _ = model_build.build_keras_vgg16("random")
+    keras_model, _ = build.build_keras_vgg16("random")
     keras_model.predict(np.zeros((1, 224, 224, 3), np.float32), verbose=0)
     seed_ready_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -382,7 +385,7 @@ def _part_seed(fp32_dir: str, int8_dir: str, repeat: int) -> dict[str, Any]:
 def _resize_effect(ours: Any, load_img: Any, img_to_array: Any) -> dict[str, Any]:
     """Each way of getting 224x224 pixels against our full-size decode and against Keras's
     default load_img (nearest): mean |pixel difference| and random-weights label agreement."""
-    from autotagger import imaging
+    from autotagger.media import imaging
 
     variants: dict[str, list[np.ndarray]] = {
         "ours (full-size, draft + bilinear AA)": [],
@@ -516,7 +519,7 @@ class Server:
 
     def stop(self) -> None:
         self.sampler.stop()
-        local.stop([self.process], timeout_s=20)  # gunicorn's master and workers (its group)
+        processes.stop([self.process], timeout_s=20)  # gunicorn's master and workers (its group)
 
 
 @dataclass
@@ -592,11 +595,11 @@ class Bench:
 
     def start(self, name: str, env: dict[str, str], first: dict[str, Any]) -> tuple[Server, dict]:
         """Start on_upload and send `first` as soon as it listens: the cold start."""
-        port = local.free_port()
+        port = processes.free_port()
         log = self.workdir / f"{name.replace(' ', '_')}-{port}.log"
         started = time.perf_counter()
         with log.open("wb") as out:
-            process = local.serve("on_upload", port, env, log_to=out)
+            process = processes.serve("on_upload", port, env, log_to=out)
         server = Server(process, f"http://127.0.0.1:{port}/", MemorySampler(process.pid), log)
         deadline = started + 180
         while True:
@@ -1144,7 +1147,7 @@ def run_part(args: argparse.Namespace) -> dict[str, Any]:
     if args.part == "fidelity":
         return _part_fidelity(args.weights)
     if args.part == "fp16":
-        from autotagger import imaging
+        from autotagger.media import imaging
         from tests.crafted_ir import noise_images
 
         pixels = [imaging.load_rgb(data, 10**9) for _, data in _resize_images()[:6]]
@@ -1190,7 +1193,7 @@ def cold_only(out: Path, rounds: int) -> int:
     data["fp16"] = _last_json(
         _python(__file__, "--part", "fp16", "--weights", str(fp32_dir), "--repeat", "10")
     )
-    emulator, host = local.start_emulator()
+    emulator, host = emulators.start_emulator()
     standin = CloudinaryStandin(cloud_name="bench").start()
     try:
         with (
@@ -1210,7 +1213,7 @@ def cold_only(out: Path, rounds: int) -> int:
             )
     finally:
         standin.stop()
-        local.stop([emulator])
+        processes.stop([emulator])
     data["cpu"] = cpu.stop()
     bench_cold.write_only(data, out)
     return 0
@@ -1286,8 +1289,8 @@ def main(argv: list[str] | None = None) -> int:
     images = {"small": photo((1024, 768)), "12mp": photo((4000, 3000))}
     data["image_bytes"] = {k: len(v) for k, v in images.items()}
     configs = server_configs(fp32_dir, int8_dir)
-    print(f"bench: {local.describe_firestore_emulator()}", flush=True)
-    emulator, host = local.start_emulator()
+    print(f"bench: {emulators.describe_firestore_emulator()}", flush=True)
+    emulator, host = emulators.start_emulator()
     standin = CloudinaryStandin(cloud_name="bench").start()
     data["runs"] = {}
     try:
@@ -1320,7 +1323,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         standin.stop()
-        local.stop([emulator])
+        processes.stop([emulator])
     print("bench: floor and model forward again (after the server runs)...", flush=True)
     forward_round()
     summarize_forward(data, forward_runs, floor_runs)

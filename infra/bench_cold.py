@@ -197,7 +197,8 @@ def part_fp16(weights: str, batch: np.ndarray, repeat: int) -> dict[str, Any]:
     crafted distributions), batch-1 forward and load time."""
     import time
 
-    from autotagger import engines, model
+    from autotagger import model
+    from autotagger.model import engines
     from tests.crafted_ir import crafted_artifact, distributions
 
     directory = Path(weights)

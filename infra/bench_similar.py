@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -37,22 +36,15 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "function")]
+from autotagger import config, model, pipeline
+from autotagger.clients import cloudinary_client, store
+from autotagger.media import imaging
+from autotagger.model import engines
+from autotagger.web import similar, webhook
+from infra import emulators, local, near_duplicates, processes
+from infra.local_cloudinary import CloudinaryStandin
 
-from autotagger import (  # noqa: E402
-    cloudinary_client,
-    config,
-    engines,
-    imaging,
-    model,
-    pipeline,
-    similar,
-    store,
-    webhook,
-)
-from infra import local, near_duplicates  # noqa: E402
-from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _labels_only(artifact: Path, name: str) -> engines.OpenVINOClassifier:
@@ -204,9 +196,9 @@ def _queries(settings: config.Settings, ids: list[str], runs: int) -> dict[str, 
 def run(quick: bool) -> dict[str, Any]:
     artifact = local.ensure_random_model("fp32")
     runs = 10 if quick else 30
-    if not local.gcloud_emulator_available("firestore"):
+    if not emulators.gcloud_emulator_available("firestore"):
         raise SystemExit("bench_similar: needs gcloud's official Firestore emulator")
-    emulator, host = local.start_gcloud_emulator("firestore")
+    emulator, host = emulators.start_gcloud_emulator("firestore")
     standin = CloudinaryStandin(cloud_name="bench").start()
     try:
         os.environ["FIRESTORE_EMULATOR_HOST"] = host
@@ -240,7 +232,7 @@ def run(quick: bool) -> dict[str, Any]:
         results["similar_10000"] = _queries(similar_settings, ids, 5 if quick else 10)
     finally:
         standin.stop()
-        local.stop([emulator])
+        processes.stop([emulator])
     return results
 
 

@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,14 +34,13 @@ from typing import Any
 import numpy as np
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "function")]
+from autotagger.media import video
+from infra import bench, emulators, local, processes
+from infra.local_cloudinary import CloudinaryStandin
+from tests.helpers import notification_from, sign_body
+from tests.videos import make_mp4
 
-from autotagger import video  # noqa: E402
-from infra import bench, local  # noqa: E402
-from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
-from tests.helpers import notification_from, sign_body  # noqa: E402
-from tests.videos import make_mp4  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 GOAL = 1.25
 FRAMES = 8
@@ -131,7 +129,7 @@ def run(quick: bool) -> dict[str, Any]:
         "quick": quick,
         "video": {"seconds": 10.0, "size": "640x360", "fps": 25, "bytes": len(clip)},
     }
-    emulator, host = local.start_emulator()
+    emulator, host = emulators.start_emulator()
     standin = CloudinaryStandin(cloud_name="bench").start()
     try:
         with tempfile.TemporaryDirectory(prefix="autotagger-bench-video-") as tmp:
@@ -163,7 +161,7 @@ def run(quick: bool) -> dict[str, Any]:
                 server.stop()
     finally:
         standin.stop()
-        local.stop([emulator])
+        processes.stop([emulator])
     print("bench-video: bare model forward again...", flush=True)
     forwards.append(forward())
     data["cold"] = cold

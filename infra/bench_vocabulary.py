@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -29,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "function")]
+from autotagger import vocabulary, vocabulary_learn
+from autotagger.vocabulary_store import Vocabulary
+from infra import emulators, processes
 
-from autotagger import vocabulary, vocabulary_learn  # noqa: E402
-from autotagger.vocabulary_store import Vocabulary  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DIM = 512
 
@@ -74,9 +73,8 @@ def _join(embeddings: np.ndarray) -> dict[str, float]:
     from google.cloud.firestore_v1.vector import Vector
 
     from autotagger import config, vocabulary_store
-    from infra import local
 
-    process, host = local.start_emulator()
+    process, host = emulators.start_emulator()
     try:
         env = {
             "FIRESTORE_EMULATOR_HOST": host,
@@ -112,7 +110,7 @@ def _join(embeddings: np.ndarray) -> dict[str, float]:
         assert rows.shape == embeddings.shape
         return {"join_s": seconds}
     finally:
-        local.stop([process])
+        processes.stop([process])
 
 
 def _forward_ms() -> float | None:

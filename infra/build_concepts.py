@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_NOUN = Path("/usr/share/wordnet/data.noun")
-CLASS_INDEX = ROOT / "function" / "autotagger" / "imagenet_class_index.json"
+CLASS_INDEX = ROOT / "function" / "autotagger" / "model" / "imagenet_class_index.json"
 OUT = ROOT / "function" / "autotagger" / "concepts.json"
 SOURCE = "WordNet 3.0 (Princeton University), data.noun as shipped by Debian's wordnet-base"
 HYPERNYMS = ("@", "@i")

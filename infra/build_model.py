@@ -33,15 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function"))
-
 from autotagger import model as model_module
-from autotagger import model_build
+from autotagger.model import build as model_build
 
 BUILD_ENGINES = ("both", "openvino")
 INPUT = {"shape": [None, 224, 224, 3], "dtype": "float32", "preprocessing": "caffe"}

@@ -24,18 +24,16 @@ import argparse
 import os
 import re
 import sys
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "function"))
 
 import cloudinary.api
 import cloudinary.exceptions
 import cloudinary.utils
 from cloudinary.api_client.call_api import call_json_api
 
-from autotagger import cloudinary_client, config
+from autotagger import config
+from autotagger.clients import cloudinary_client
 from autotagger.errors import ConfigError
 
 DEFAULT_PRESET = "autotagger"

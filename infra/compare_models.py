@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "function")]
+from autotagger import model
+from autotagger.errors import ImageError
+from autotagger.media import imaging
 
-from autotagger import imaging, model  # noqa: E402
-from autotagger.errors import ImageError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import google_crc32c
 import requests
 
-from infra import local
+from infra import processes
 
 
 def binary() -> Path:
@@ -70,7 +70,7 @@ class LocalGcs:
     root: Path
 
     def stop(self) -> None:
-        local.stop([self.process])
+        processes.stop([self.process])
         shutil.rmtree(self.root, ignore_errors=True)
 
     def create_bucket(self, name: str) -> None:
@@ -98,7 +98,7 @@ class LocalGcs:
 
 def start(timeout_s: float = 60) -> LocalGcs:
     """fake-gcs-server on 127.0.0.1 (plain http), empty, its filesystem backend in a temp dir."""
-    port = local.free_port()
+    port = processes.free_port()
     root = Path(tempfile.mkdtemp(prefix="autotagger-gcs-"))
     process = subprocess.Popen(
         [

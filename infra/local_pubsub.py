@@ -21,11 +21,14 @@ from typing import Any
 from google.api_core import exceptions as google_exceptions
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
+from infra import emulators
+from infra.processes import serve
+
 DEFAULT_TOPIC = "autotagger-uploads"
 DEFAULT_PROJECT = "demo-autotagger"
 MAX_DELIVERY_ATTEMPTS = 5
 ACK_DEADLINE_S = 600  # as deployed: longer than on_message's timeout, so a redelivery means the
-# earlier delivery is over (it then continues its claim: autotagger/queueing.py)
+# earlier delivery is over (it then continues its claim: autotagger/worker.py)
 
 
 @dataclass(frozen=True)
@@ -130,18 +133,16 @@ def start_for_run(env: dict[str, str], processes: list[Any], port: int) -> None:
     """For `make run`: the Pub/Sub emulator (unless PUBSUB_EMULATOR_HOST is set), `on_message` on
     `port` and the wiring between them; `env` gets PUBSUB_EMULATOR_HOST, `processes` what was
     started. Without gcloud's Pub/Sub emulator: one line, and WEBHOOK_MODE=inline."""
-    from infra import local
-
     if not env.get("PUBSUB_EMULATOR_HOST"):
-        if not local.gcloud_emulator_available("pubsub"):
+        if not emulators.gcloud_emulator_available("pubsub"):
             print("Pub/Sub: gcloud's emulator is not installed: running inline only")
             env["WEBHOOK_MODE"] = "inline"
             return
-        emulator, host = local.start_gcloud_emulator("pubsub")
+        emulator, host = emulators.start_gcloud_emulator("pubsub")
         processes.append(emulator)
         env["PUBSUB_EMULATOR_HOST"] = host
     base_url = f"http://127.0.0.1:{port}"
-    processes.append(local.serve("on_message", port, env))
+    processes.append(serve("on_message", port, env))
     wiring = setup(
         env["PUBSUB_EMULATOR_HOST"],
         base_url,

@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "function")]
+from autotagger import model
+from autotagger.media import imaging
 
-from autotagger import imaging, model  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 VARIANTS = ("resized 70%", "JPEG q45", "cropped 4%")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra import local
+from infra import emulators, local, processes
 from infra.local_cloudinary import CloudinaryStandin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,12 +26,12 @@ def emulator_host() -> Iterator[str]:
     if existing:
         yield existing
         return
-    print(local.describe_firestore_emulator())
-    process, host = local.start_emulator()
+    print(emulators.describe_firestore_emulator())
+    process, host = emulators.start_emulator()
     try:
         yield host
     finally:
-        local.stop([process])
+        processes.stop([process])
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +42,13 @@ def pubsub_host() -> Iterator[str]:
     if existing:
         yield existing
         return
-    if not local.gcloud_emulator_available("pubsub"):
+    if not emulators.gcloud_emulator_available("pubsub"):
         pytest.skip("gcloud's Pub/Sub emulator is not installed")
-    process, host = local.start_gcloud_emulator("pubsub")
+    process, host = emulators.start_gcloud_emulator("pubsub")
     try:
         yield host
     finally:
-        local.stop([process])
+        processes.stop([process])
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autotagger import model_build
+from autotagger.model import build
 
 
 def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> Path:
@@ -17,7 +17,7 @@ def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> 
     import openvino as ov
     from openvino import opset13 as ops
 
-    graph = ov.Core().read_model(str(source / model_build.OPENVINO_DIR / "model.xml"))
+    graph = ov.Core().read_model(str(source / build.OPENVINO_DIR / "model.xml"))
     softmax = [op for op in graph.get_ordered_ops() if op.get_type_name() == "Softmax"][-1]
     logits = softmax.input_value(0).get_node()
     if logits.get_type_name() == "Add":  # a bias the converter kept: drop it, ours replaces it
@@ -28,10 +28,10 @@ def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> 
     logits.input(1).replace_source_output(ops.constant(np.zeros(shape, np.float32)).output(0))
     bias = ops.constant(np.asarray(log_probabilities, np.float32)[None, :])
     softmax.input(0).replace_source_output(ops.add(logits.output(0), bias).output(0))
-    (out / model_build.OPENVINO_DIR).mkdir(parents=True, exist_ok=True)
-    xml = out / model_build.OPENVINO_DIR / "model.xml"
+    (out / build.OPENVINO_DIR).mkdir(parents=True, exist_ok=True)
+    xml = out / build.OPENVINO_DIR / "model.xml"
     ov.save_model(graph, str(xml), compress_to_fp16=False)
-    model_build.export_openvino_fp16(out)
+    build.export_openvino_fp16(out)
     return out
 
 

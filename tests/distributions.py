@@ -98,7 +98,7 @@ def artifact(probabilities: np.ndarray) -> Path:
         weights = Path(tmp) / f"dist-{digest(probabilities)}.weights.h5"
         # A fresh process: Keras and the converter are released with it.
         script = (
-            "import sys, numpy as np; sys.path[:0] = [sys.argv[3], sys.argv[4]];"
+            "import sys, numpy as np;"
             "from tests.distributions import _write_weights; from pathlib import Path;"
             "_write_weights(np.load(sys.argv[1]), Path(sys.argv[2]))"
         )
@@ -111,9 +111,8 @@ def artifact(probabilities: np.ndarray) -> Path:
                 script,
                 str(vector),
                 str(weights),
-                str(ROOT),
-                str(ROOT / "function"),
             ],
+            cwd=ROOT,  # `tests` is importable from the repository's root
             check=True,
             stdout=subprocess.DEVNULL,
         )

@@ -17,7 +17,6 @@ DATA = Path(__file__).with_name("data")
 ROOT = Path(__file__).resolve().parents[1]
 _FRESH_REQUEST = """
 import json, sys
-sys.path[:0] = [{root!r}, {function!r}]
 import functions_framework
 app = functions_framework.create_app("on_upload", {main!r}).test_client()
 response = app.post("/", data={body!r}.encode(), headers=json.loads({headers!r}))
@@ -91,8 +90,6 @@ def on_upload_in_fresh_process(
     process that imported nothing before it: (its status, record and every module it ended up
     importing; the process's whole output)."""
     script = _FRESH_REQUEST.format(
-        root=str(ROOT),
-        function=str(ROOT / "function"),
         main=str(ROOT / "function" / "main.py"),
         body=body.decode(),
         headers=json.dumps(sign_body(body, secret)),

@@ -24,7 +24,6 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,12 +32,11 @@ from typing import Any
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "function")]
+from infra import emulators, local, processes
+from infra.local_cloudinary import CloudinaryStandin
+from tests.helpers import image_bytes, notification_from, sign_body
 
-from infra import local  # noqa: E402
-from infra.local_cloudinary import CloudinaryStandin  # noqa: E402
-from tests.helpers import image_bytes, notification_from, sign_body  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -76,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
 def soak(args: argparse.Namespace) -> int:
     """The soak test: N signed webhooks at concurrency C against on_upload (inline)."""
 
-    print(local.describe_firestore_emulator(), flush=True)
-    emulator, host = local.start_emulator()
+    print(emulators.describe_firestore_emulator(), flush=True)
+    emulator, host = emulators.start_emulator()
     standin = CloudinaryStandin(cloud_name="load").start()
-    port = local.free_port()
+    port = processes.free_port()
     env = {
         **os.environ,
         "CLOUDINARY_URL": standin.cloudinary_url,
@@ -91,7 +89,7 @@ def soak(args: argparse.Namespace) -> int:
         "THREADS": "8",
         "LOG_LEVEL": "WARNING",
     }
-    server = local.serve("on_upload", port, env)
+    server = processes.serve("on_upload", port, env)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 60
@@ -170,9 +168,9 @@ def soak(args: argparse.Namespace) -> int:
         print("OK" if ok else "FAILED")
         return 0 if ok else 1
     finally:
-        local.stop([server])
+        processes.stop([server])
         standin.stop()
-        local.stop([emulator])
+        processes.stop([emulator])
 
 
 # -- queue mode: burst acknowledgement, drain, worker throughput (issue 9) ----------------------
@@ -204,12 +202,12 @@ def queue_main(args: argparse.Namespace) -> int:
 
     from google.cloud import firestore
 
-    from autotagger import messages
-    from autotagger.webhook import upload_from_resource
+    from autotagger.queue import messages
+    from autotagger.web.webhook import upload_from_resource
     from infra import local_pubsub
 
-    emulator, host = local.start_emulator()
-    pubsub_process, pubsub_host = local.start_gcloud_emulator("pubsub")
+    emulator, host = emulators.start_emulator()
+    pubsub_process, pubsub_host = emulators.start_gcloud_emulator("pubsub")
     standin = CloudinaryStandin(cloud_name="loadq").start()
     project, topic = "demo-autotagger-load", f"load-{int(time.time())}"
     env = {
@@ -224,13 +222,13 @@ def queue_main(args: argparse.Namespace) -> int:
         "MODEL_WEIGHTS": str(local.ensure_random_model()),
         "LOG_LEVEL": "WARNING",
     }
-    ports = {name: local.free_port() for name in ("inline", "queue", "worker")}
+    ports = {name: processes.free_port() for name in ("inline", "queue", "worker")}
     servers = {
-        "inline": local.serve("on_upload", ports["inline"], {**env, "THREADS": "32"}),
-        "queue": local.serve(
+        "inline": processes.serve("on_upload", ports["inline"], {**env, "THREADS": "32"}),
+        "queue": processes.serve(
             "on_upload", ports["queue"], {**env, "THREADS": "32", "WEBHOOK_MODE": "queue"}
         ),
-        "worker": local.serve("on_message", ports["worker"], {**env, "THREADS": "8"}),
+        "worker": processes.serve("on_message", ports["worker"], {**env, "THREADS": "8"}),
     }
     url = {name: f"http://127.0.0.1:{port}/" for name, port in ports.items()}
     os.environ.update(
@@ -238,7 +236,7 @@ def queue_main(args: argparse.Namespace) -> int:
     )
     try:
         for name, process in servers.items():
-            local.wait_until_up(url[name] + "healthz", process, timeout_s=300)
+            processes.wait_until_up(url[name] + "healthz", process, timeout_s=300)
         local_pubsub.setup(pubsub_host, url["worker"], project, topic, max_delivery_attempts=100)
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=64))
@@ -398,9 +396,9 @@ def queue_main(args: argparse.Namespace) -> int:
         print("OK" if ok else "FAILED")
         return 0 if ok else 1
     finally:
-        local.stop(list(servers.values()))
+        processes.stop(list(servers.values()))
         standin.stop()
-        local.stop([pubsub_process, emulator])
+        processes.stop([pubsub_process, emulator])
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from infra import local
+from infra import processes
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 300.0  # emulator + first model build on a busy machine
@@ -125,7 +125,7 @@ def _answers(url: str) -> bool:
 
 def start(**extra_env: str) -> MakeRun:
     """Start `infra/local.py run` like `make run` on a fresh clone: no .env, free ports."""
-    ports = {name: local.free_port() for name in ("results", "on_upload", "cloudinary")}
+    ports = {name: processes.free_port() for name in ("results", "on_upload", "cloudinary")}
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/root"),

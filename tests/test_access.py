@@ -21,9 +21,9 @@ import pytest
 import requests
 from google.cloud import firestore
 
-from autotagger import access, forward
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError, TooManyRequests
+from autotagger.web import access, forward
 from infra import cloudinary_setup
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes

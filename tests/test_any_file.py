@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from autotagger.errors import ImageError
-from autotagger.imaging import load_rgb
+from autotagger.media.imaging import load_rgb
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import cli
 import pytest
 
-from autotagger import cloudinary_client, config, model, pipeline, webhook
+from autotagger import config, model, pipeline
+from autotagger.clients import cloudinary_client
+from autotagger.web import webhook
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes
 

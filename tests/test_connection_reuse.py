@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import cloudinary.uploader
 
-from autotagger import cloudinary_client, config
+from autotagger import config
+from autotagger.clients import cloudinary_client
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes
 

@@ -22,8 +22,8 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.document import DocumentReference
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from autotagger import messages
-from autotagger.webhook import upload_from_resource
+from autotagger.queue import messages
+from autotagger.web.webhook import upload_from_resource
 from infra import local_pubsub
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body

@@ -15,16 +15,15 @@ from typing import Any
 
 import pytest
 
-from autotagger import imaging
+from autotagger.media import imaging
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 _MEASURE = """
 import json, sys, threading
-sys.path[:0] = [{root!r}, {function!r}]
 import psutil
 from PIL import Image
-from autotagger import imaging
+from autotagger.media import imaging
 data = open({path!r}, "rb").read()
 with Image.open({path!r}) as probe:
     mode, pixels = probe.mode, probe.width * probe.height
@@ -78,8 +77,6 @@ def _tiff_16bit(path: Path, width: int, height: int) -> None:
 
 def _measure(path: Path, max_pixels: int, threads: int = 0) -> dict[str, Any]:
     script = _MEASURE.format(
-        root=str(ROOT),
-        function=str(ROOT / "function"),
         path=str(path),
         max_pixels=max_pixels,
         threads=threads,

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autotagger import embeddings, engines, imaging, model
+from autotagger import embeddings, model
+from autotagger.media import imaging
+from autotagger.model import engines
 from infra import local, near_duplicates
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import notification_from, sign_body
@@ -153,10 +155,10 @@ def test_embedding_parity_openvino_tensorflow_keras(model_dir: Path) -> None:
     the probabilities, batched or one by one."""
     import keras
 
-    from autotagger import model_build
+    from autotagger.model import build
 
     _, batch = _pictures()
-    plain, _ = model_build.build_keras_vgg16("random")
+    plain, _ = build.build_keras_vgg16("random")
     block5 = keras.Model(plain.inputs, plain.get_layer("block5_pool").output)
     pooled = block5.predict(batch, verbose=0).astype(np.float64).mean(axis=(1, 2))
     reference = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
@@ -212,10 +214,10 @@ def test_old_artifact_without_embedding_serves_labels_and_says_so_once(
     """An artifact built before the embedding (a single-output SavedModel, no `embedding` in
     its manifest) still serves the same labels; its classifier has no embedding, and the load
     logs that once."""
-    from autotagger import model_build
+    from autotagger.model import build
 
-    plain, name = model_build.build_keras_vgg16("random")
-    model_build.export_variables_saved_model(plain, tmp_path / "saved_model")
+    plain, name = build.build_keras_vgg16("random")
+    build.export_variables_saved_model(plain, tmp_path / "saved_model")
     del plain
     (tmp_path / "manifest.json").write_text(
         json.dumps({"name": name, "format": "saved_model", "path": "saved_model"})
@@ -269,7 +271,7 @@ def test_done_document_stores_the_embedding_never_the_api(
     # the very vector the served model gives the 224-px rendition the pipeline downloaded
     import requests
 
-    from autotagger import cloudinary_client
+    from autotagger.clients import cloudinary_client
 
     source = requests.get(cloudinary_client.rendition_url(resource["secure_url"]), timeout=10)
     source.raise_for_status()
@@ -310,7 +312,7 @@ def test_video_document_stores_the_normalised_mean_of_its_frames(
 
     import requests
 
-    from autotagger import video
+    from autotagger.media import video
 
     frames = []
     for offset in video.offsets(float(resource["duration"]), 4):
@@ -341,7 +343,7 @@ def _strip_embeddings(base_env: dict[str, str], asset_ids: list[str]) -> None:
 def test_backfill_wants_done_documents_without_an_embedding() -> None:
     import cli
 
-    from autotagger.webhook import upload_from_resource
+    from autotagger.web.webhook import upload_from_resource
 
     upload = upload_from_resource(
         {
@@ -417,8 +419,9 @@ def test_a_queued_backfill_message_gives_an_old_document_its_embedding(
     a webhook's duplicate delivery leaves the old document as it is."""
     import base64
 
-    from autotagger import config, messages, queueing
-    from autotagger.webhook import upload_from_resource
+    from autotagger import config
+    from autotagger.queue import messages, worker
+    from autotagger.web.webhook import upload_from_resource
 
     client = make_client("on_upload")
     resource = standin.add_asset(near_duplicates.picture(30), public_id="queued/old")
@@ -434,9 +437,9 @@ def test_a_queued_backfill_message_gives_an_old_document_its_embedding(
         return {"message": {"data": encoded, "attributes": attributes, "messageId": "1"}}
 
     settings = config.load_settings()
-    assert queueing.consume(event("webhook"), settings)["duplicate"] is True
+    assert worker.consume(event("webhook"), settings)["duplicate"] is True
     assert stored()[resource["asset_id"]].get("embedding") is None
-    record = queueing.consume(event("backfill"), settings)
+    record = worker.consume(event("backfill"), settings)
     assert record["status"] == "done" and not record.get("duplicate")
     _check_vector(stored()[resource["asset_id"]]["embedding"])
-    assert queueing.consume(event("backfill"), settings)["duplicate"] is True  # now complete
+    assert worker.consume(event("backfill"), settings)["duplicate"] is True  # now complete

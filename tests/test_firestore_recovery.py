@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infra import local
+from infra import emulators, processes
 from tests.helpers import image_bytes, notification_from, sign_body
 
 # The Firestore contract (claims, take-over, superseded, transactions, queries): `make test`
@@ -23,14 +23,14 @@ WAIT_S = 120
 @pytest.fixture
 def own_firestore() -> Iterator[dict[str, Any]]:
     """A private official emulator this test may stop and start again on the same port."""
-    if not local.gcloud_emulator_available("firestore"):
+    if not emulators.gcloud_emulator_available("firestore"):
         pytest.skip("gcloud's Firestore emulator is not installed")
-    process, host = local.start_gcloud_emulator("firestore")
+    process, host = emulators.start_gcloud_emulator("firestore")
     state: dict[str, Any] = {"process": process, "host": host}
     try:
         yield state
     finally:
-        local.stop([state["process"]])
+        processes.stop([state["process"]])
 
 
 @pytest.mark.usefixtures("real_model_env")
@@ -45,13 +45,13 @@ def test_first_redelivery_after_the_outage_succeeds(make_client, standin, own_fi
 
     resource = standin.add_asset(image_bytes(color=(20, 160, 60)), public_id="recovery/after")
     body = notification_from(resource)
-    local.stop([own_firestore["process"]])
+    processes.stop([own_firestore["process"]])
     for _ in range(OUTAGE_DELIVERIES):
         down = client.post("/", data=body, headers=sign_body(body, standin.api_secret))
         assert down.status_code == 503, down.get_data(as_text=True)
         assert "Firestore" in down.get_json()["error"]
 
-    own_firestore["process"] = local.start_gcloud_emulator(
+    own_firestore["process"] = emulators.start_gcloud_emulator(
         "firestore", port=int(host.rsplit(":", 1)[1])
     )[0]
     back = time.monotonic()  # the emulator answers again

@@ -9,8 +9,9 @@ import datetime as dt
 import pytest
 from google.cloud import firestore
 
-from autotagger import access, config
+from autotagger import config
 from autotagger.errors import TooManyRequests
+from autotagger.web import access
 from tests.helpers import image_bytes, notification_from, sign_body
 
 FREE_PLAN_PER_HOUR = 500

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotagger import config, engines, imaging, model
+from autotagger import config, model
+from autotagger.media import imaging
+from autotagger.model import engines
 from tests.crafted_ir import crafted_artifact, distributions, noise_images
 from tests.helpers import image_bytes
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotagger import gcs, model, model_build
+from autotagger import model
+from autotagger.clients import gcs
+from autotagger.model import build
 from infra import local_gcs
 
 KIB = 1024
@@ -57,7 +59,7 @@ def _artifact(directory: Path) -> dict:
         "path": "saved_model",
         "weights": {"path": "weights.bin"},
         "openvino": {"xml": "openvino/model.xml", "bin": "openvino/model.bin"},
-        "files": model_build.file_entries(directory),
+        "files": build.file_entries(directory),
     }
     (directory / "manifest.json").write_text(json.dumps(manifest))
     return manifest

@@ -21,8 +21,8 @@ from PIL import Image
 
 from autotagger.config import parse_cloudinary_url
 from autotagger.errors import BadRequest, Unauthorized
-from autotagger.webhook import Ignored, Upload, parse_json, parse_notification, verify_signature
-from infra import local
+from autotagger.web.webhook import Ignored, Upload, parse_json, parse_notification, verify_signature
+from infra import emulators, processes
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 
@@ -319,15 +319,15 @@ def test_expired_claim_is_taken_over_and_live_claim_answers_409(
 @pytest.fixture
 def own_emulator() -> Iterator[Callable[[], None]]:
     """A private emulator this test may stop; yields a function that restarts it on its port."""
-    process, host = local.start_emulator()
+    process, host = emulators.start_emulator()
     port = host.rsplit(":", 1)[1]
     state = {"process": process}
 
     def restart() -> None:
-        state["process"] = local.start_emulator(port=int(port))[0]
+        state["process"] = emulators.start_emulator(port=int(port))[0]
 
     yield host, state, restart  # type: ignore[misc]
-    local.stop([state["process"]])
+    processes.stop([state["process"]])
 
 
 @pytest.mark.usefixtures("real_model_env")
@@ -338,7 +338,7 @@ def test_firestore_outage_is_503_then_redelivery_succeeds(
     client = make_client("on_upload", FIRESTORE_EMULATOR_HOST=host)
     resource = standin.add_asset(image_bytes(), public_id="faults/firestore")
     body = notification_from(resource)
-    local.stop([state["process"]])
+    processes.stop([state["process"]])
     response = client.post("/", data=body, headers=sign_body(body, standin.api_secret))
     assert response.status_code == 503
     assert "Firestore" in response.get_json()["error"]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from autotagger.errors import ImageError
-from autotagger.imaging import BGR_MEAN, load_rgb, preprocess
+from autotagger.media.imaging import BGR_MEAN, load_rgb, preprocess
 from tests.helpers import image_bytes
 
 MAX_PIXELS = 100_000_000

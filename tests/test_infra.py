@@ -15,7 +15,8 @@ import cloudinary.exceptions
 import cloudinary.uploader
 import pytest
 
-from autotagger import cloudinary_client, config
+from autotagger import config
+from autotagger.clients import cloudinary_client
 from infra import cloudinary_setup
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotagger import imaging, model
+from autotagger import model
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
+from autotagger.media import imaging
 from infra import local
 from tests.helpers import image_bytes, notification_from, on_upload_in_fresh_process
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import requests
 
-from autotagger import local_mode, webhook
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
-from infra import local, local_defaults
+from autotagger.web import local_mode, webhook
+from infra import local_defaults, processes
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes
 
@@ -148,7 +148,7 @@ def test_local_cloudinary_takes_unsigned_uploads_and_signs_notifications(
 ) -> None:
     on_upload, received = notifications
     env: dict[str, str] = {"CLOUDINARY_DELIVERY_HOSTS": "media.example.com"}
-    standin = local_defaults.start_local_cloudinary(env, on_upload, local.free_port())
+    standin = local_defaults.start_local_cloudinary(env, on_upload, processes.free_port())
     assert standin is not None
     try:
         printed = capsys.readouterr().out
@@ -239,7 +239,7 @@ def test_offline_falls_back_to_random_weights_and_says_how_to_get_real_ones(
         asked.append(precision)
         return tmp_path / f"random-{precision}"
 
-    closed = f"http://127.0.0.1:{local.free_port()}/vgg16.h5"  # nothing listens: "offline"
+    closed = f"http://127.0.0.1:{processes.free_port()}/vgg16.h5"  # nothing listens: "offline"
     chosen = local_defaults.model_weights({"MODEL_PRECISION": "int8"}, random_artifact, closed)
     assert chosen == str(tmp_path / "random-int8")
     assert asked == ["int8"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from infra import local
+from infra import emulators
 from infra.local_cloudinary import CloudinaryStandin
 from tests import make_run
 
@@ -34,7 +34,7 @@ def test_ctrl_c_stops_every_process_with_a_browser_connection_open(model_dir: Pa
             assert response.status == 200
             assert response.getheader("Connection", "").lower() != "close"
         names = {p.name() for p in run.descendants}
-        if local.firestore_emulator_choice() == "official":
+        if emulators.firestore_emulator_choice() == "official":
             assert "java" in names  # the official emulator's JVM is among what must stop
         _assert_loopback_only(run)
 

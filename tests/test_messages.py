@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from autotagger import messages
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError, InProgress, MalformedMessage, UpstreamError
-from autotagger.webhook import upload_from_resource
+from autotagger.queue import messages
+from autotagger.web.webhook import upload_from_resource
 
 DATA = Path(__file__).with_name("data")
 MAIN = str(Path(__file__).resolve().parents[1] / "function" / "main.py")
@@ -253,9 +253,9 @@ def test_malformed_message_is_logged_and_acknowledged(
 def test_make_run_without_the_pubsub_emulator_runs_inline_only(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from infra import local, local_pubsub
+    from infra import emulators, local_pubsub
 
-    monkeypatch.setattr(local, "gcloud_emulator_available", lambda kind: False)
+    monkeypatch.setattr(emulators, "gcloud_emulator_available", lambda kind: False)
     env = {"WEBHOOK_MODE": "queue"}
     processes: list[Any] = []
     local_pubsub.start_for_run(env, processes, port=1)

@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from autotagger import imaging, model
+from autotagger import model
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
+from autotagger.media import imaging
+from autotagger.model import artifact
 from tests.helpers import image_bytes, notification_from, on_upload_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +68,7 @@ def test_choose_engine() -> None:
 def test_auto_falls_back_to_tensorflow_without_the_package(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(model, "openvino_available", lambda: False)
+    monkeypatch.setattr(artifact, "openvino_available", lambda: False)
     assert model.choose_engine({"path": "saved_model", "openvino": {}}, "auto") == "tensorflow"
 
 
@@ -147,9 +149,9 @@ def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path, tmp_path: P
     from keras.applications.vgg16 import preprocess_input
     from keras.utils import img_to_array, load_img
 
-    from autotagger import model_build
+    from autotagger.model import build
 
-    keras_model, _ = model_build.build_keras_vgg16("random")
+    keras_model, _ = build.build_keras_vgg16("random")
     openvino = model.get_model(str(model_dir), engine="openvino")
     tensorflow = model.get_model(str(model_dir), engine="tensorflow")
     assert getattr(openvino, "engine", None) == "openvino"
@@ -244,7 +246,7 @@ def test_serving_openvino_never_imports_tensorflow(model_dir: Path, base_env, st
         m
         for m in result["modules"]
         if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "ai_edge_litert")
-        or m == "autotagger.model_build"
+        or m == "autotagger.model.build"
     ]
     assert heavy == []  # no tensorflow, keras, LiteRT or build-time code
     loaded = [json.loads(line) for line in output.splitlines() if '"model loaded"' in line]

@@ -13,9 +13,9 @@ import cloudinary
 import cloudinary.utils
 import pytest
 
-from autotagger import forward
 from autotagger.config import CloudinaryAccount, load_settings
 from autotagger.errors import ConfigError, Unauthorized
+from autotagger.web import forward
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotagger import imaging, model, model_build
+from autotagger import model
+from autotagger.media import imaging
+from autotagger.model import build
 from tests.helpers import image_bytes
 
 pytestmark = pytest.mark.slow
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def keras_vgg16():
-    keras_model, name = model_build.build_keras_vgg16("random")
+    keras_model, name = build.build_keras_vgg16("random")
     assert name == "vgg16/random(seed=0)"
     return keras_model
 

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 import requests
 
-from autotagger import config, model, preload
-from infra import local
+from autotagger import config, model
+from autotagger.model import preload
+from infra import processes
 from tests.helpers import image_bytes, notification_from, sign_body
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,9 +30,9 @@ WAIT_S = 300  # a guard against a hung server only: every wait below ends on an 
 SITECUSTOMIZE = """
 import os, sys, threading, time
 from pathlib import Path
-sys.path.insert(0, {function!r})
 MARKERS = Path(os.environ["PRELOAD_TEST_MARKERS"])
-from autotagger import engines, model
+from autotagger import model
+from autotagger.model import engines
 
 _load_openvino = engines.load_openvino
 
@@ -92,9 +93,7 @@ def test_which_targets_preload() -> None:
 def _server_env(base_env: dict[str, str], model_dir: Path, tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(
-        SITECUSTOMIZE.format(function=str(ROOT / "function"), wait=WAIT_S)
-    )
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE.format(wait=WAIT_S))
     markers = tmp_path / "markers"
     markers.mkdir()
     return {
@@ -115,10 +114,10 @@ def test_a_request_mid_load_waits_and_gets_the_loaded_model(
     markers = Path(env["PRELOAD_TEST_MARKERS"])
     resource = standin.add_asset(image_bytes((640, 480)), public_id="preload/photo")
     body = notification_from(resource)
-    port = local.free_port()
+    port = processes.free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as out:
-        process = local.serve("on_upload", port, env, log_to=out)
+        process = processes.serve("on_upload", port, env, log_to=out)
     try:
         _wait_for(markers / "loading", process)  # the load began with no request sent
         assert (markers / "loading").read_text() == preload.THREAD_NAME
@@ -133,7 +132,7 @@ def test_a_request_mid_load_waits_and_gets_the_loaded_model(
             )
             answer.update(status=response.status_code, record=response.json())
 
-        local.wait_until_up(f"http://127.0.0.1:{port}/", process, WAIT_S)
+        processes.wait_until_up(f"http://127.0.0.1:{port}/", process, WAIT_S)
         request = threading.Thread(target=send)
         request.start()
         _wait_for(markers / "requested", process)
@@ -148,7 +147,7 @@ def test_a_request_mid_load_waits_and_gets_the_loaded_model(
         assert len(record["predictions"]) == 5
         assert "model_load" in record["timings"]  # the request waited for the load
     finally:
-        local.stop([process])
+        processes.stop([process])
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
     assert [x["message"] for x in lines].count("model loaded") == 1
     assert any(x["message"].startswith("model preload scheduled") for x in lines)
@@ -159,15 +158,15 @@ def test_results_never_loads_the_model(
     base_env: dict[str, str], model_dir: Path, tmp_path: Path
 ) -> None:
     env = _server_env(base_env, model_dir, tmp_path)
-    port = local.free_port()
+    port = processes.free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as out:
-        process = local.serve("results", port, env, log_to=out)
+        process = processes.serve("results", port, env, log_to=out)
     try:
-        local.wait_until_up(f"http://127.0.0.1:{port}/healthz", process, WAIT_S)
+        processes.wait_until_up(f"http://127.0.0.1:{port}/healthz", process, WAIT_S)
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200
     finally:
-        local.stop([process])
+        processes.stop([process])
     text = log.read_text()
     assert "model preload scheduled" not in text  # decided at import, before it listened
     assert "model loaded" not in text

@@ -28,10 +28,12 @@ import requests
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from autotagger import messages, model, pipeline
-from autotagger.webhook import upload_from_resource
-from infra import local, local_pubsub
+from autotagger import model, pipeline
+from autotagger.queue import messages
+from autotagger.web.webhook import upload_from_resource
+from infra import emulators, local_pubsub
 from infra.local_cloudinary import CloudinaryStandin
+from infra.processes import free_port, serve, stop, wait_until_up
 from tests.helpers import image_bytes, notification_from, sign_body
 
 pytestmark = pytest.mark.slow
@@ -58,7 +60,7 @@ class Server:
     target: str
     env: dict[str, str]
     log: Path
-    port: int = field(default_factory=local.free_port)
+    port: int = field(default_factory=free_port)
     process: Any = None
 
     @property
@@ -67,14 +69,14 @@ class Server:
 
     def start(self) -> Server:
         with self.log.open("ab") as log:
-            self.process = local.serve(self.target, self.port, self.env, log_to=log)
-        local.wait_until_up(self.url + "/healthz", self.process, timeout_s=300)
+            self.process = serve(self.target, self.port, self.env, log_to=log)
+        wait_until_up(self.url + "/healthz", self.process, timeout_s=300)
         return self
 
     def stop(self, grace_s: float = 120.0) -> None:
         """SIGTERM: gunicorn finishes the requests in flight (as Cloud Run's shutdown does)."""
         if self.process is not None:
-            local.stop([self.process], timeout_s=grace_s)
+            stop([self.process], timeout_s=grace_s)
             self.process = None
 
     def entries(self) -> list[dict[str, Any]]:
@@ -298,7 +300,8 @@ def test_backfill_enqueue_resumes_respects_the_budget_then_reclassifies(
 
     # 50 of them are already done (through the queue, as webhooks would have done).
     first = [upload_from_resource(r) for r in resources[:200:4]]
-    from autotagger import config, pubsub
+    from autotagger import config
+    from autotagger.clients import pubsub
 
     pubsub.publish_all(config.load_settings(), [messages.AssetMessage(u, "webhook") for u in first])
     done50 = {u.asset_id for u in first}
@@ -541,7 +544,8 @@ def test_queue_mode_webhook_publishes_and_never_loads_the_model(
 
 
 def _settings_now() -> Any:
-    from autotagger import cloudinary_client, config
+    from autotagger import config
+    from autotagger.clients import cloudinary_client
 
     settings = config.load_settings()
     cloudinary_client.configure(settings.cloudinary)
@@ -554,7 +558,7 @@ def test_queue_mode_answers_503_when_pubsub_is_unreachable(
     client = make_client(
         "on_upload",
         WEBHOOK_MODE="queue",
-        PUBSUB_EMULATOR_HOST=f"127.0.0.1:{local.free_port()}",
+        PUBSUB_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
         PUBSUB_PUBLISH_TIMEOUT_S="1",
     )
     resource = standin.add_asset(image_bytes(), public_id="q/nopubsub")
@@ -576,7 +580,7 @@ def test_firestore_down_nothing_acknowledged_until_stored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     standin.reset()
-    firestore_process, firestore_host = local.start_emulator()
+    firestore_process, firestore_host = emulators.start_emulator()
     port = int(firestore_host.rsplit(":", 1)[1])
     topic = f"down-{uuid.uuid4().hex[:8]}"
     env = {
@@ -600,7 +604,7 @@ def test_firestore_down_nothing_acknowledged_until_stored(
     processes = [firestore_process]
     try:
         worker.start()
-        local.stop([firestore_process])  # Firestore goes down
+        stop([firestore_process])  # Firestore goes down
         resources = [
             standin.add_asset(image_bytes(color=(i * 20, 50, 90)), public_id=f"down/{i}")
             for i in range(10)
@@ -619,7 +623,7 @@ def test_firestore_down_nothing_acknowledged_until_stored(
 
         # Every message is refused (and so redelivered), some more than once.
         wait_for("redeliveries during the outage", lambda: refusals() >= 15, 600)
-        processes = [local.start_emulator(port=port)[0]]  # Firestore is back (empty)
+        processes = [emulators.start_emulator(port=port)[0]]  # Firestore is back (empty)
         client = firestore.Client(project=PROJECT)
 
         def all_done() -> bool:
@@ -633,4 +637,4 @@ def test_firestore_down_nothing_acknowledged_until_stored(
         subscriber.close()
     finally:
         worker.stop(grace_s=5)
-        local.stop(processes)
+        stop(processes)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autotagger import imaging
-from autotagger.cloudinary_client import RENDITION, rendition_url
+from autotagger.clients.cloudinary_client import RENDITION, rendition_url
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
+from autotagger.media import imaging
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import image_bytes, notification_from, sign_body
 

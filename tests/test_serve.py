@@ -16,8 +16,8 @@ import cloudinary.uploader
 import pytest
 import requests
 
-from infra import local
 from infra.local_cloudinary import CloudinaryStandin
+from infra.processes import free_port, serve, stop, wait_until_up
 from tests.helpers import image_bytes
 
 pytestmark = pytest.mark.slow
@@ -30,14 +30,14 @@ def servers(base_env: dict[str, str], model_dir: Path) -> Iterator[dict[str, str
     processes = []
     try:
         for target in ("results", "on_upload"):
-            port = local.free_port()
-            process = local.serve(target, port, env)
+            port = free_port()
+            process = serve(target, port, env)
             processes.append(process)
             urls[target] = f"http://127.0.0.1:{port}"
-            local.wait_until_up(urls[target] + "/", process)
+            wait_until_up(urls[target] + "/", process)
         yield urls
     finally:
-        local.stop(processes)
+        stop(processes)
 
 
 def _upload(standin: CloudinaryStandin, public_id: str, notification_url: str) -> dict:

@@ -15,9 +15,9 @@ import cli
 import pytest
 from google.cloud import firestore
 
-from autotagger import similar
 from autotagger.config import load_settings
 from autotagger.errors import BadRequest, ConfigError
+from autotagger.web import similar
 from infra import near_duplicates
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import notification_from, sign_body

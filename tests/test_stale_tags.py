@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from autotagger import cloudinary_client
+from autotagger.clients import cloudinary_client
 from tests.helpers import image_bytes, notification_from, sign_body
 from tests.test_stale_claim import WAIT_S, Stall, _wait_for
 

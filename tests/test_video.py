@@ -13,10 +13,11 @@ import pytest
 import requests
 from PIL import Image
 
-from autotagger import concepts, imaging, model, video
+from autotagger import concepts, model
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError, ImageError
-from autotagger.webhook import Ignored, Upload, parse_notification
+from autotagger.media import imaging, video
+from autotagger.web.webhook import Ignored, Upload, parse_notification
 from infra.local_cloudinary import CloudinaryStandin
 from tests.helpers import load_payload, notification_from, sign_body
 from tests.videos import make_mp4, make_wav, scene

@@ -563,7 +563,7 @@ def test_backfill_vocabulary_changed_enqueue_and_the_worker(
 
     from google.cloud.pubsub_v1 import SubscriberClient
 
-    from autotagger import queueing
+    from autotagger.queue import worker
     from infra import local_pubsub
 
     project = base_env["GOOGLE_CLOUD_PROJECT"]
@@ -609,7 +609,7 @@ def test_backfill_vocabulary_changed_enqueue_and_the_worker(
             },
             "subscription": audit,
         }
-        outcomes.append(queueing.consume(event, settings)["status"])
+        outcomes.append(worker.consume(event, settings)["status"])
     assert outcomes.count("changed") == 65  # 5 with a new tag, 60 with the version recorded
     for i in range(5):
         assert _tags_on(standin, f"lib/untagged-{i}") == ["volcano", "forest"]
@@ -618,7 +618,7 @@ def test_backfill_vocabulary_changed_enqueue_and_the_worker(
     assert "forest" not in documents["lib/forest-3"]["tags"]  # the person's, never recorded
     # Delivered again (Pub/Sub is at least once): nothing left to do.
     event["message"]["messageId"] = "again"
-    assert queueing.consume(event, settings)["status"] == "unchanged"
+    assert worker.consume(event, settings)["status"] == "unchanged"
 
 
 def test_training_reads_match_the_clients_own_decoding(base_env) -> None:
@@ -661,8 +661,9 @@ def test_serving_never_imports_scikit_learn() -> None:
 
     root = Path(__file__).resolve().parents[1]
     script = (
-        "import sys; sys.path[:0] = [sys.argv[1]]\n"
-        "from autotagger import pipeline, queueing, vocabulary, vocabulary_rescore\n"
+        "import sys\n"
+        "from autotagger import pipeline, vocabulary, vocabulary_rescore\n"
+        "from autotagger.queue import worker\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy', 'joblib')))"
     )
     done = subprocess.run(

@@ -9,7 +9,7 @@ import pytest
 
 from autotagger.config import parse_cloudinary_url
 from autotagger.errors import BadRequest, Unauthorized
-from autotagger.webhook import Ignored, Upload, parse_json, parse_notification, verify_signature
+from autotagger.web.webhook import Ignored, Upload, parse_json, parse_notification, verify_signature
 from tests.helpers import load_payload, sign_body
 
 ACCOUNT = parse_cloudinary_url("cloudinary://123456789012345:top-secret@demo")

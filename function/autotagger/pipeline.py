@@ -13,22 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import (
-    cloudinary_client,
-    concepts,
-    embeddings,
-    imaging,
-    logs,
-    model,
-    store,
-    tagging,
-    video,
-    vocabulary,
-)
+from autotagger import concepts, embeddings, logs, model, tagging, vocabulary
+from autotagger.clients import cloudinary_client, store
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
-from autotagger.webhook import Upload
+from autotagger.media import imaging, video
+from autotagger.web.webhook import Upload
 
 PUBLIC_FIELDS = (
     "asset_id",

@@ -19,7 +19,8 @@ from typing import Any
 from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
 
-from autotagger import cloudinary_client, logs, store, vocabulary, vocabulary_store
+from autotagger import logs, vocabulary, vocabulary_store
+from autotagger.clients import cloudinary_client, store
 from autotagger.config import Settings
 from autotagger.vocabulary_store import Vocabulary
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from google.cloud import firestore
 
-from autotagger import store
+from autotagger.clients import store
 from autotagger.config import Settings
 from autotagger.retry import with_retries
 

@@ -28,8 +28,9 @@ import requests
 from PIL import Image, ImageDraw, ImageFilter
 
 from autotagger.config import upload_mode
-from infra import local
 from infra.local_cloudinary import CloudinaryStandin
+from infra.processes import free_port, stop, wait_until_up
+from infra.processes import serve as serve_function
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -121,7 +122,7 @@ def serve(
     def start(
         *, forward: bool = True, webhook: bool = False, env: dict[str, str] | None = None
     ) -> Servers:
-        results_port, on_upload_port = local.free_port(), local.free_port()
+        results_port, on_upload_port = free_port(), free_port()
         servers = Servers(
             f"http://127.0.0.1:{results_port}", f"http://127.0.0.1:{on_upload_port}", forward
         )
@@ -140,9 +141,9 @@ def serve(
             ("on_upload", on_upload_port, env, "/"),
             ("results", results_port, results_env, "/healthz"),
         ):
-            process = local.serve(target, port, target_env)
+            process = serve_function(target, port, target_env)
             processes.append(process)
-            local.wait_until_up(f"http://127.0.0.1:{port}{probe}", process)
+            wait_until_up(f"http://127.0.0.1:{port}{probe}", process)
         if webhook:
             standin.notification_url = servers.on_upload + "/"
         created = requests.post(
@@ -157,7 +158,7 @@ def serve(
     try:
         yield start
     finally:
-        local.stop(processes)
+        stop(processes)
 
 
 # -- the browser -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from infra import local, local_pubsub
+from infra import local_pubsub, processes
 from infra.local_cloudinary import CloudinaryStandin
 from tests.e2e.conftest import E2E, Harness, Servers, _human, _only, picture
 
@@ -35,7 +35,7 @@ def test_queued_upload_shows_queued_then_the_result(
         "PUBSUB_TOPIC": topic,
     }.items():
         monkeypatch.setenv(key, value)
-    worker_port = local.free_port()
+    worker_port = processes.free_port()
     # The worker is not running yet: the emulator keeps retrying the push until it is.
     local_pubsub.setup(
         pubsub_host,
@@ -52,7 +52,7 @@ def test_queued_upload_shows_queued_then_the_result(
     assert stored() == {}
 
     env = {**os.environ, **base_env, "MODEL_WEIGHTS": real_model_env, "PUBSUB_TOPIC": topic}
-    worker = local.serve("on_message", worker_port, env)
+    worker = processes.serve("on_message", worker_port, env)
     try:
         harness.wait_for("done")
         record = _only(servers.api())
@@ -62,4 +62,4 @@ def test_queued_upload_shows_queued_then_the_result(
         assert record["label"] in (standin.asset(record["public_id"]) or {})["tags"]
         harness.assert_clean()
     finally:
-        local.stop([worker])
+        processes.stop([worker])

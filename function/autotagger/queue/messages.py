@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autotagger.errors import BadRequest, MalformedMessage
-from autotagger.webhook import Upload, parse_json, upload_from_resource
+from autotagger.web.webhook import Upload, parse_json, upload_from_resource
 
 ORIGINS = ("webhook", "backfill", "reclassify", "vocabulary")
 MAX_DATA_BYTES = 64 * 1024  # one asset's description is well under 2 KB

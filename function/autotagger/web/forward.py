@@ -18,9 +18,11 @@ from typing import Any
 
 import cloudinary.utils
 
-from autotagger import access, cloudinary_client, logs, parsing, pipeline, store, webhook
+from autotagger import logs, parsing, pipeline
+from autotagger.clients import cloudinary_client, store
 from autotagger.config import CloudinaryAccount, Settings
 from autotagger.errors import BadRequest, ImageError, InProgress, Unauthorized
+from autotagger.web import access, webhook
 
 FORWARD_PATH = "/forward"
 _DELIVERY_TYPE_RE = re.compile(r"^[a-z_]{1,32}$")

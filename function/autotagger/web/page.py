@@ -17,13 +17,13 @@ from urllib.parse import urlsplit
 
 import flask
 
-from autotagger import access, local_mode
 from autotagger.config import Settings, is_loopback, origin_of
-from autotagger.forward import FORWARD_PATH
+from autotagger.web import access, local_mode
+from autotagger.web.forward import FORWARD_PATH
 
 # Not `function/static/` nor /static/: Flask (under functions-framework) serves that folder at that
 # prefix by itself, which would bypass our headers.
-STATIC_DIR = Path(__file__).resolve().parents[1] / "web"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "web"
 ASSETS_PREFIX = "/assets/"
 WIDGET_SCRIPT_URL = "https://upload-widget.cloudinary.com/latest/global/all.js"
 CONFIG_PLACEHOLDER = "{{AUTOTAGGER_CONFIG}}"

@@ -20,9 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autotagger import access, pipeline, store
+from autotagger import pipeline
+from autotagger.clients import store
 from autotagger.config import Settings
 from autotagger.errors import BadRequest, BearerRequired, Conflict, NotFound
+from autotagger.web import access
 
 PATH = "/api/similar"
 DEFAULT_LIMIT = 12

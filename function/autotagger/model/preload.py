@@ -17,7 +17,8 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 
-from autotagger import logs, model, store
+from autotagger import logs, model
+from autotagger.clients import store
 from autotagger.config import Settings
 from autotagger.logs import Timings
 

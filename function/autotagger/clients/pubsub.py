@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from google.api_core import retry as api_retry
 
-from autotagger import messages
 from autotagger.config import Settings
 from autotagger.errors import ConfigError, PublishError
+from autotagger.queue import messages
 from autotagger.retry import GOOGLE_TRANSIENT
 
 if TYPE_CHECKING:  # the client library is imported on first publish: inline mode never pays it

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from autotagger.engines import mapped_weights
-from autotagger.model import (
+from autotagger.model.engines import mapped_weights
+from autotagger.model.spec import (
     EMBEDDING_DIM,
     EMBEDDING_NAME,
     INPUT_SHAPE,

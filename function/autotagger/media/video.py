@@ -23,11 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from autotagger import cloudinary_client, concepts, embeddings, imaging, logs, model, tagging
+from autotagger import concepts, embeddings, logs, model, tagging
+from autotagger.clients import cloudinary_client
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, ImageError, UpstreamError
 from autotagger.logs import Timings
-from autotagger.webhook import Upload, upload_from_resource
+from autotagger.media import imaging
+from autotagger.web.webhook import Upload, upload_from_resource
 
 RESOURCE_TYPE = "video"
 # The frame the model needs, made by Cloudinary: the same 224x224 squash as the image rendition.

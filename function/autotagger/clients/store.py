@@ -32,7 +32,7 @@ from google.cloud.firestore_v1.vector import Vector
 from autotagger import logs
 from autotagger.config import Settings
 from autotagger.retry import GOOGLE_TRANSIENT, with_retries
-from autotagger.webhook import Upload
+from autotagger.web.webhook import Upload
 
 CALL_TIMEOUT_S = 10.0
 # Our own bounded retry (`_call`) is the only one: the client's default would retry each call

@@ -20,18 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotagger import (
-    cloudinary_client,
-    logs,
-    messages,
-    pipeline,
-    pubsub,
-    store,
-    vocabulary_rescore,
-)
+from autotagger import logs, pipeline, vocabulary_rescore
+from autotagger.clients import cloudinary_client, pubsub, store
 from autotagger.config import Settings
 from autotagger.errors import AutotaggerError, MalformedMessage
-from autotagger.webhook import Upload
+from autotagger.queue import messages
+from autotagger.web.webhook import Upload
 
 
 def submit(upload: Upload, settings: Settings, origin: str = "webhook") -> dict[str, Any]:

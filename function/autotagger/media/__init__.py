@@ -1,0 +1,1 @@
+"""Decoding what Cloudinary delivers: images and video frames."""

@@ -1,0 +1,1 @@
+"""Pub/Sub mode: the message format and the worker that consumes it."""

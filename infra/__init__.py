@@ -1,0 +1,1 @@
+"""Local tools: the local Cloudinary, the emulators, `make run`, artifact builds, benchmarks."""

@@ -1,0 +1,98 @@
+"""Child processes of the local tools: ports, functions under functions-framework, waits, stops."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+EMULATOR_DIR = ROOT / "infra" / "emulator"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Poll `url` until it answers anything; fail if `process` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def stop(processes: Sequence[subprocess.Popen[Any]], timeout_s: float = 5.0) -> None:
+    """Stop `processes` (last started first): SIGTERM, then SIGKILL after `timeout_s`.
+
+    A process that leads its own process group (the gcloud emulators) is signalled as a group, so
+    its children (Java) go with it. Servers get a short grace: gunicorn's graceful shutdown would
+    otherwise wait up to 30 s for an idle keep-alive connection.
+    """
+
+    def signal_all(process: subprocess.Popen[Any], sig: signal.Signals) -> None:
+        try:
+            if os.getpgid(process.pid) == process.pid:
+                os.killpg(process.pid, sig)
+            elif process.poll() is None:
+                process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    for process in reversed(processes):
+        signal_all(process, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            signal_all(process, signal.SIGKILL)
+            process.wait(timeout=10)
+        else:
+            signal_all(process, signal.SIGKILL)  # leftover children of a group leader
+
+
+def serve(
+    target: str, port: int, env: dict[str, str], log_to: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`).
+
+    In its own process group, so `stop()` ends gunicorn's workers too: a worker thread blocked on
+    a browser's idle pre-connected socket would otherwise keep the port after the master died.
+    """
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--source",
+            str(ROOT / "function" / "main.py"),
+            "--target",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log_to,
+        stderr=subprocess.STDOUT if log_to else None,
+        process_group=0,
+    )
