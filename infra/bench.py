@@ -62,8 +62,8 @@ import requests
 from PIL import Image
 
 from infra import bench_cold, emulators, local, processes
-from infra import local_cloudinary as cloudinary_standin
 from infra.local_cloudinary import CloudinaryStandin
+from infra.local_cloudinary import media as standin_media
 from tests.helpers import notification_from, sign_body
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,9 +266,9 @@ def _part_fidelity(weights: str) -> dict[str, Any]:
 
 
 def _render(data: bytes, transformation: str) -> bytes:
-    steps = cloudinary_standin._parse_transformation(transformation.split("/"))
+    steps = standin_media.parse_transformation(transformation.split("/"))
     formats = [s["f"] for s in steps if "f" in s]
-    return cloudinary_standin._render(data, steps, formats[-1] if formats else "png")
+    return standin_media.render(data, steps, formats[-1] if formats else "png")
 
 
 def _resize_images() -> list[tuple[str, bytes]]:
@@ -653,7 +653,7 @@ class Bench:
 def eager_renditions() -> Iterator[dict[str, bool]]:
     """Make the stand-in keep derived images, as Cloudinary does (and `eager` makes them at
     upload); `switch["on"] = False` renders on every request instead."""
-    original = cloudinary_standin._render
+    original = standin_media.render
     cache: dict[tuple[int, str, str], bytes] = {}
     switch = {"on": True}
 
@@ -665,11 +665,11 @@ def eager_renditions() -> Iterator[dict[str, bool]]:
             cache[key] = original(data, steps, fmt)
         return cache[key]
 
-    cloudinary_standin._render = render
+    standin_media.render = render
     try:
         yield switch
     finally:
-        cloudinary_standin._render = original
+        standin_media.render = original
 
 
 def run_config(

@@ -27,7 +27,6 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ import requests
 from autotagger.media import video
 from infra import bench, emulators, local, processes
 from infra.local_cloudinary import CloudinaryStandin
+from infra.local_cloudinary import delivery as standin_delivery
 from tests.helpers import notification_from, sign_body
 from tests.videos import make_mp4
 
@@ -80,21 +80,21 @@ def _deliver(url: str, standin: CloudinaryStandin, resource: dict[str, Any]) -> 
 
 
 def _cache_frames(standin: CloudinaryStandin) -> dict[str, bool]:
-    """Keep each delivered frame, as Cloudinary keeps derived assets; `switch["on"] = False`
-    decodes every request instead."""
-    original: Callable[..., Any] = standin._deliver_frame
+    """Keep each frame `standin` delivers, as Cloudinary keeps derived assets; `switch["on"] =
+    False` decodes every request instead."""
+    original = standin_delivery.deliver_frame
     cache: dict[tuple[int, str, str], Any] = {}
     switch = {"on": True}
 
-    def deliver(asset: Any, steps: list[dict[str, str]], ext: str) -> Any:
-        if not switch["on"]:
-            return original(asset, steps, ext)
+    def deliver(state: Any, asset: Any, steps: list[dict[str, str]], ext: str) -> Any:
+        if state is not standin or not switch["on"]:
+            return original(state, asset, steps, ext)
         key = (id(asset.data), repr(steps), ext)
         if key not in cache:
-            cache[key] = original(asset, steps, ext)
+            cache[key] = original(state, asset, steps, ext)
         return cache[key]
 
-    standin._deliver_frame = deliver  # type: ignore[method-assign]
+    standin_delivery.deliver_frame = deliver
     return switch
 
 

@@ -1,7 +1,7 @@
 """What `make run` uses when nothing is configured: a local Cloudinary, the best model it can get.
 
 - `start_local_cloudinary(env, ...)`: with no `CLOUDINARY_URL`, the local Cloudinary
-  (`infra/local_cloudinary.py`) on 127.0.0.1 with a generated API key and secret, an unsigned
+  (`infra/local_cloudinary/`) on 127.0.0.1 with a generated API key and secret, an unsigned
   upload preset for the page, and signed upload notifications to `on_upload` (as Cloudinary's
   notification URL does). It sets `CLOUDINARY_URL` (with `upload_prefix`),
   `CLOUDINARY_DELIVERY_HOSTS`, `CLOUDINARY_UPLOAD_PRESET` and `LOCAL_CLOUDINARY=1` in `env`, the

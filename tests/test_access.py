@@ -260,7 +260,7 @@ def _widget_params(**changes: Any) -> dict[str, Any]:
 def _signed_preset(standin: CloudinaryStandin, max_file_size: int = 25 * 1024 * 1024) -> None:
     argv = ["--preset", PRESET, "--folder", FOLDER, "--mode", "signed"]
     assert cloudinary_setup.main([*argv, "--max-file-size", str(max_file_size)]) == 0
-    assert standin._presets[PRESET]["unsigned"] is False
+    assert standin.preset(PRESET)["unsigned"] is False
 
 
 def _upload(standin: CloudinaryStandin, params: dict[str, Any], signature: str, data: bytes) -> Any:
@@ -293,7 +293,7 @@ def test_a_signed_upload_goes_through_with_the_servers_signature(make_client, st
     assert moved.status_code == 401 and "Invalid Signature" in moved.json()["error"]["message"]
     forged = _upload(standin, params, "0" * 40, image_bytes())
     assert forged.status_code == 401
-    assert [key[2].split("/")[0] for key in standin._assets] == ["team"]  # only the first
+    assert [pid.split("/")[0] for pid in standin.public_ids()] == ["team"]  # only the first
 
 
 @pytest.mark.parametrize(
@@ -327,7 +327,7 @@ def test_tampered_params_are_refused_and_nothing_is_uploaded(
     response = client.post("/api/sign-upload", json={"params_to_sign": params}, headers=_auth())
     assert response.status_code == 400, response.get_data(as_text=True)
     assert "signature" not in response.get_json() and response.get_json()["error"]
-    assert standin._assets == {}
+    assert standin.public_ids() == []
     assert not [c for c in standin.calls if c["path"].endswith("/upload")]
 
 
@@ -447,7 +447,7 @@ def test_setup_creates_a_signed_preset_that_refuses_unsigned_uploads(
     assert cloudinary_setup.main(["--preset", "team", "--dry-run"]) == 0
     assert "  unsigned: None -> False" in capsys.readouterr().out
     assert cloudinary_setup.main(["--preset", "team"]) == 0
-    preset = standin._presets["team"]
+    preset = standin.preset("team")
     assert preset["unsigned"] is False
     assert preset["settings"]["allowed_formats"] == ",".join(cloudinary_setup.ALLOWED_FORMATS)
     assert preset["settings"]["max_file_size"] == 25 * 1024 * 1024
@@ -458,7 +458,7 @@ def test_setup_creates_a_signed_preset_that_refuses_unsigned_uploads(
     # switching an existing preset to unsigned is a visible change
     assert cloudinary_setup.main(["--preset", "team", "--mode", "unsigned"]) == 0
     assert "  unsigned: False -> True" in capsys.readouterr().out
-    assert standin._presets["team"]["unsigned"] is True
+    assert standin.preset("team")["unsigned"] is True
 
 
 # -- deploy.sh: the token secret and the access mode ---------------------------------------------

@@ -233,7 +233,7 @@ def _pipeline_sample() -> dict[str, bytes]:
 def _serve_bytes(standin: CloudinaryStandin, public_id: str, data: bytes) -> dict:
     """An image asset whose delivered bytes are `data` (Cloudinary accepted it; now it is odd)."""
     resource = standin.add_asset(image_bytes((32, 32), fmt="PNG"), public_id=public_id)
-    standin._assets[("image", "upload", public_id)].data = data
+    standin.replace_bytes(public_id, data)
     return resource
 
 

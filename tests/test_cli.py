@@ -291,7 +291,7 @@ def test_backfill_reports_a_failing_image_and_goes_on(base_env, standin, stored,
     first = standin.add_asset(image_bytes(), public_id="fail/1")
     second = standin.add_asset(image_bytes(color=(0, 90, 0)), public_id="fail/2")
     broken = standin.add_asset(image_bytes(), public_id="fail/3")
-    standin._assets[("image", "upload", "fail/3")].data = b"<html>not an image</html>"
+    standin.replace_bytes("fail/3", b"<html>not an image</html>")
     # Every tag write of the first image fails (3 tries): an error, reported, the run goes on.
     standin.inject("/v1_1/autotagger-test/image/tags", 500, times=3)
 

@@ -292,7 +292,7 @@ def test_done_document_stores_the_embedding_never_the_api(
     assert duplicate["duplicate"] is True and "embedding" not in duplicate
 
     failed = standin.add_asset(near_duplicates.picture(4), public_id="pics/broken")
-    standin._assets[("image", "upload", "pics/broken")].data = b"<html>surprise</html>"
+    standin.replace_bytes("pics/broken", b"<html>surprise</html>")
     assert _deliver(client, standin, failed).get_json()["status"] == "failed"
     assert stored()[failed["asset_id"]].get("embedding") is None
 

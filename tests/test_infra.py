@@ -422,7 +422,7 @@ def test_setup_creates_the_preset_with_the_right_fields(base_env, standin, capsy
     assert "upload preset 'autotagger' (cloud autotagger-test) does not exist: creating it" in out
     assert f"  notification_url: None -> '{HOOK}'" in out
     assert "created upload preset 'autotagger'" in out
-    preset = standin._presets["autotagger"]
+    preset = standin.preset("autotagger")
     assert preset["unsigned"] is True
     assert preset["settings"] == {
         "folder": "autotagger",
@@ -448,7 +448,7 @@ def test_setup_twice_changes_nothing_and_updates_a_new_url(base_env, standin, ca
     assert "1 field(s) differ" in out
     assert f"  notification_url: '{HOOK}' -> '{new_hook}'" in out
     assert [c["method"] for c in _writes(standin)[writes:]] == ["PUT"]
-    settings = standin._presets["page"]["settings"]
+    settings = standin.preset("page")["settings"]
     assert settings["notification_url"] == new_hook
     assert settings["max_file_size"] == 25 * 1024 * 1024 and settings["folder"] == "autotagger"
 
@@ -461,7 +461,7 @@ def test_setup_dry_run_writes_nothing(base_env, standin, capsys, monkeypatch) ->
     assert "  max_file_size: None -> 26214400" in out
     assert out.rstrip().endswith("dry run: nothing written")
     assert _writes(standin) == []
-    assert standin._presets == {}
+    assert standin.presets() == {}
 
 
 def test_the_preset_limits_what_the_page_can_upload(base_env, standin) -> None:
@@ -476,7 +476,7 @@ def test_the_preset_limits_what_the_page_can_upload(base_env, standin) -> None:
 def test_the_sdk_drops_max_file_size_which_is_why_setup_sends_it(base_env, standin) -> None:
     cloudinary_client.configure(config.load_settings().cloudinary)
     cloudinary.api.create_upload_preset(name="sdk", unsigned=True, max_file_size=1234)
-    assert "max_file_size" not in standin._presets["sdk"]["settings"]
+    assert "max_file_size" not in standin.preset("sdk")["settings"]
     params = cloudinary_setup.write_params({"unsigned": True, "max_file_size": 1234})
     assert params.pop("timestamp")  # the SDK's own encoding adds it
     assert params == {"max_file_size": 1234, "unsigned": True}

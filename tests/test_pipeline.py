@@ -99,7 +99,7 @@ def test_non_image_payload_gives_a_failed_document(make_client, standin, stored)
     client = make_client("on_upload")
     resource = standin.add_asset(image_bytes(), public_id="docs/fake")
     # Cloudinary says "image", but the bytes delivered are HTML.
-    standin._assets[("image", "upload", "docs/fake")].data = b"<html>surprise</html>"
+    standin.replace_bytes("docs/fake", b"<html>surprise</html>")
     response = _deliver(client, standin, resource)
     assert response.status_code == 200
     record = response.get_json()

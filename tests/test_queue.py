@@ -446,7 +446,7 @@ def test_broken_image_message_ends_failed_and_is_acknowledged(
     make_client: Any, standin: CloudinaryStandin, stored: Any
 ) -> None:
     broken = standin.add_asset(image_bytes(), public_id="q/broken")
-    standin._assets[("image", "upload", "q/broken")].data = b"<html>not an image</html>"
+    standin.replace_bytes("q/broken", b"<html>not an image</html>")
     client = make_client("on_message", DOWNLOAD_RENDITION="0")
     answer = client.post("/", json=_push_body(broken))
     assert answer.status_code == 200  # acknowledged: retrying would not help

@@ -41,7 +41,7 @@ def _overwrite(standin: Any, data: bytes | None = None) -> dict[str, Any]:
     kept = standin.asset(PUBLIC_ID)["tags"]
     resource = standin.add_asset(image_bytes(color=(30, 30, 200)), public_id=PUBLIC_ID, tags=kept)
     if data is not None:
-        standin._assets[("image", "upload", PUBLIC_ID)].data = data
+        standin.replace_bytes(PUBLIC_ID, data)
     return resource
 
 
@@ -112,7 +112,7 @@ def test_a_taken_over_claim_carries_our_tags(
         if takeover.startswith("crashed"):
             expired = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
             ref.update({"claim.expires_at": expired})  # CLAIM_TTL_S passed: it crashed
-            standin._assets[("image", "upload", PUBLIC_ID)].data = b"broken"
+            standin.replace_bytes(PUBLIC_ID, b"broken")
             current = v2
         else:
             current = _overwrite(standin, b"broken")

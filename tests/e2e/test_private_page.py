@@ -106,7 +106,7 @@ def test_private_page_own_uploads_then_the_gallery_with_the_key(
     # an upload shows its own result and appears in "Recent results" without a key
     harness.upload(picture(1), name="lake.jpg")
     harness.wait_for("done")
-    (mine,) = [a for a in (standin.asset(k[2]) for k in standin._assets) if a]
+    (mine,) = [a for a in (standin.asset(p) for p in standin.public_ids()) if a]
     expect(cards).to_have_count(1)
     expect(page.locator("#gallery-grid .card-id")).to_have_text([mine["public_id"]])
     expect(page.locator("#gallery-count")).to_have_text("1 uploaded from this browser")
@@ -174,7 +174,7 @@ def test_signed_upload_needs_the_key_and_the_servers_signature(
     page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.locator("#access-message")).to_have_text("Enter the access key to upload.")
     expect(page.locator("#access-key")).to_be_focused()
-    assert standin._assets == {}
+    assert standin.public_ids() == []
 
     _unlock(page, TOKEN)
     expect(page.get_by_role("button", name="Lock", exact=True)).to_be_visible()
@@ -201,7 +201,7 @@ def test_signed_upload_needs_the_key_and_the_servers_signature(
         harness.wait_for("error", timeout_ms=15_000)
         expect(page.locator("#current-detail")).to_contain_text(reason)
     assert len(signing) == 4
-    assert len(standin._assets) == 1
+    assert len(standin.public_ids()) == 1
     assert len([c for c in standin.calls if c["path"].endswith("/image/upload")]) == 1
 
     # a new tab has no key, yet shows this browser's upload in "Recent results"

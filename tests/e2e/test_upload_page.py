@@ -92,8 +92,7 @@ def test_failed_classification_shows_the_reason(
 
     def corrupt(body: dict[str, Any]) -> None:
         # Cloudinary says "image", but the bytes it delivers are not one.
-        key = ("image", "upload", body["public_id"])
-        standin._assets[key].data = b"<html>surprise</html>"
+        standin.replace_bytes(body["public_id"], b"<html>surprise</html>")
 
     harness.after_upload = corrupt
     harness.upload(picture(3))
@@ -202,7 +201,7 @@ def test_polling_gives_up_says_so_and_can_check_again(
 
 
 def _public_ids(standin: CloudinaryStandin) -> list[str]:
-    return [key[2] for key in standin._assets]
+    return standin.public_ids()
 
 
 def test_gallery_filters_by_label_on_a_phone(

@@ -1,7 +1,7 @@
 """What the upload page needs to know when it runs on `make run`'s defaults (no account).
 
 - `LOCAL_CLOUDINARY=1` (set by `make run` when `CLOUDINARY_URL` is empty): the account is the
-  local Cloudinary (`infra/local_cloudinary.py`), so the page uploads through the browser's file
+  local Cloudinary (`infra/local_cloudinary/`), so the page uploads through the browser's file
   chooser straight to its Upload API (the `upload_prefix` of `CLOUDINARY_URL`, a loopback URL)
   instead of loading Cloudinary's Upload widget, and shows a "local Cloudinary" badge.
 - Random weights (`MODEL_WEIGHTS=random`, or an artifact built from them): the page shows a
