@@ -44,15 +44,15 @@ load: deps
 
 # Cold start, warm latency, concurrency and memory as ratios (~2 min); writes docs/bench.*.
 bench: deps
-	$(PY) infra/bench.py
+	$(PY) -m infra.bench
 
 # The cold path alone (~6 min): preload on/off, gs:// (fake-gcs-server) vs local, fp16; docs/bench_cold.*.
 bench-cold: deps
-	$(PY) infra/bench.py --cold-only
+	$(PY) -m infra.bench --cold-only
 
 # Video: warm end to end of an 8-frame video / bare forward of 8 frames (~1 min); docs/bench_video.*.
 bench-video: deps
-	$(PY) infra/bench_video.py
+	$(PY) -m infra.bench.video
 
 clean:
 	rm -rf $(VENV) .cache infra/emulator/node_modules

@@ -1,4 +1,4 @@
-"""Real short media files for the video tests and `infra/bench_video.py`, made with PyAV."""
+"""Real short media files for the video tests and `python -m infra.bench.video`, made with PyAV."""
 
 from __future__ import annotations
 

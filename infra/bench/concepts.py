@@ -1,6 +1,6 @@
 """What concept tags cost per image, side by side with the top-k decoding every image already pays.
 
-    python infra/bench_concepts.py [--images 2000]
+    python -m infra.bench.concepts [--images 2000]
 
 Runs on softmax-like vectors (no model needed): per image, `concepts.fields` (the 1000xC matrix
 product, the threshold, sorting, the document's dicts) against `model.top_k` (argsort + decode),
@@ -36,7 +36,7 @@ def _per_call_us(call: object, vector: np.ndarray, repeat: int = 5) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m infra.bench.concepts", description=__doc__)
     parser.add_argument("--images", type=int, default=2000)
     args = parser.parse_args(argv)
     vectors = _vectors(args.images)

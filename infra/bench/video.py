@@ -1,9 +1,9 @@
 """Benchmark of video uploads: warm end to end of an 8-frame video against the bare forward.
 
-    python infra/bench_video.py [--out docs] [--quick]       (what `make bench-video` runs)
+    python -m infra.bench.video [--out docs] [--quick]       (what `make bench-video` runs)
 
-Measured side by side in one run on this machine (it reuses `infra/bench.py`'s server runner,
-CPU accounting and machine description):
+Measured side by side in one run on this machine (with `make bench`'s server runner, CPU
+accounting and machine description):
 
 - the bare reference, in its own subprocess, before and after the server runs: the fp32
   artifact's forward of a batch of 8 frames (warm, median), and of 1 image;
@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,14 @@ import numpy as np
 import requests
 
 from autotagger.media import video
-from infra import bench, emulators, local, processes
+from infra import local
+from infra.bench import harness, inputs
+from infra.bench.accounting import CpuAccount, machine
+from infra.bench.harness import Outcome
 from infra.local_cloudinary import CloudinaryStandin
 from infra.local_cloudinary import delivery as standin_delivery
 from tests.helpers import notification_from, sign_body
 from tests.videos import make_mp4
-
-ROOT = Path(__file__).resolve().parents[1]
 
 GOAL = 1.25
 FRAMES = 8
@@ -65,7 +65,7 @@ def _part_forward(weights: str, repeat: int) -> dict[str, Any]:
     return out
 
 
-def _deliver(url: str, standin: CloudinaryStandin, resource: dict[str, Any]) -> bench.Outcome:
+def _deliver(url: str, standin: CloudinaryStandin, resource: dict[str, Any]) -> Outcome:
     template = (
         "video_upload_notification.json"
         if resource["resource_type"] == "video"
@@ -76,7 +76,7 @@ def _deliver(url: str, standin: CloudinaryStandin, resource: dict[str, Any]) -> 
     started = time.perf_counter()
     response = requests.post(url, data=body, headers=headers, timeout=300)
     ms = (time.perf_counter() - started) * 1e3
-    return bench.Outcome(response.status_code, ms, response.json())
+    return Outcome(response.status_code, ms, response.json())
 
 
 def _cache_frames(standin: CloudinaryStandin) -> dict[str, bool]:
@@ -98,7 +98,7 @@ def _cache_frames(standin: CloudinaryStandin) -> dict[str, bool]:
     return switch
 
 
-def _stages(outcomes: list[bench.Outcome]) -> dict[str, float]:
+def _stages(outcomes: list[Outcome]) -> dict[str, float]:
     names = {name for o in outcomes for name in o.record.get("timings", {})}
     return {
         name: statistics.median(o.record["timings"].get(name, 0.0) for o in outcomes)
@@ -109,59 +109,50 @@ def _stages(outcomes: list[bench.Outcome]) -> dict[str, float]:
 def run(quick: bool) -> dict[str, Any]:
     count = 5 if quick else 20
     repeat = "5" if quick else "15"
-    cpu = bench.CpuAccount()
+    cpu = CpuAccount()
     fp32_dir = local.ensure_random_model("fp32")
 
     def forward() -> dict[str, Any]:
-        return bench._last_json(
-            bench._python(
-                __file__, "--part", "forward", "--weights", str(fp32_dir), "--repeat", repeat
-            )
+        return harness.part(
+            "infra.bench.video", "forward", "--weights", str(fp32_dir), "--repeat", repeat
         )
 
     print("bench-video: bare model forward (batch 8, batch 1)...", flush=True)
     forwards = [forward()]
     clip = make_mp4(scenes=4, scene_s=2.5, fps=25, size=(640, 360))
-    photo = bench.photo((1024, 768))
+    photo = inputs.photo((1024, 768))
     data: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": bench.machine(),
+        "machine": machine(),
         "quick": quick,
         "video": {"seconds": 10.0, "size": "640x360", "fps": 25, "bytes": len(clip)},
     }
-    emulator, host = emulators.start_emulator()
-    standin = CloudinaryStandin(cloud_name="bench").start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="autotagger-bench-video-") as tmp:
-            runner = bench.Bench(standin, host, Path(tmp), emulator.pid)
-            env = runner.env({"MODEL_WEIGHTS": str(fp32_dir), "VIDEO_FRAMES": str(FRAMES)})
-            switch = _cache_frames(standin)
-            print("bench-video: on_upload (fp32, micro-batching on)...", flush=True)
-            server, cold = runner.start("video", env, runner.asset(photo, "cold"))
-            try:
-                counter = iter(range(10**6))
+    with harness.bench_servers("autotagger-bench-video-") as runner:
+        standin = runner.standin
+        env = runner.env({"MODEL_WEIGHTS": str(fp32_dir), "VIDEO_FRAMES": str(FRAMES)})
+        switch = _cache_frames(standin)
+        print("bench-video: on_upload (fp32, micro-batching on)...", flush=True)
+        server, cold = runner.start("video", env, runner.asset(photo, "cold"))
+        try:
+            counter = iter(range(10**6))
 
-                def video_asset() -> dict[str, Any]:
-                    public_id = f"bench/video/{next(counter):05d}"
-                    return standin.add_asset(clip, public_id=public_id, resource_type="video")
+            def video_asset() -> dict[str, Any]:
+                public_id = f"bench/video/{next(counter):05d}"
+                return standin.add_asset(clip, public_id=public_id, resource_type="video")
 
-                warm = [video_asset() for _ in range(count)]
-                for resource in warm:  # the frames are made once (eager), as on Cloudinary
-                    for t in video.offsets(resource["duration"], FRAMES):
-                        requests.get(video.frame_url(resource["secure_url"], t), timeout=30)
-                _deliver(server.url, standin, video_asset())  # first video request: warm-up
-                videos = [_deliver(server.url, standin, r) for r in warm]
-                images = [
-                    _deliver(server.url, standin, runner.asset(photo, "image"))
-                    for _ in range(count)
-                ]
-                switch["on"] = False
-                on_demand = [_deliver(server.url, standin, video_asset()) for _ in range(3)]
-            finally:
-                server.stop()
-    finally:
-        standin.stop()
-        processes.stop([emulator])
+            warm = [video_asset() for _ in range(count)]
+            for resource in warm:  # the frames are made once (eager), as on Cloudinary
+                for t in video.offsets(resource["duration"], FRAMES):
+                    requests.get(video.frame_url(resource["secure_url"], t), timeout=30)
+            _deliver(server.url, standin, video_asset())  # first video request: warm-up
+            videos = [_deliver(server.url, standin, r) for r in warm]
+            images = [
+                _deliver(server.url, standin, runner.asset(photo, "image")) for _ in range(count)
+            ]
+            switch["on"] = False
+            on_demand = [_deliver(server.url, standin, video_asset()) for _ in range(3)]
+        finally:
+            server.stop()
     print("bench-video: bare model forward again...", flush=True)
     forwards.append(forward())
     data["cold"] = cold
@@ -172,9 +163,9 @@ def run(quick: bool) -> dict[str, Any]:
 def _summarize(
     data: dict[str, Any],
     forwards: list[dict[str, Any]],
-    videos: list[bench.Outcome],
-    images: list[bench.Outcome],
-    on_demand: list[bench.Outcome],
+    videos: list[Outcome],
+    images: list[Outcome],
+    on_demand: list[Outcome],
 ) -> dict[str, Any]:
     data["errors"] = sum(not o.ok for o in videos + images + on_demand)
     data["frames_cached_ok"] = all(len(o.record.get("frames", [])) == FRAMES for o in videos)
@@ -252,9 +243,11 @@ def report(data: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="python -m infra.bench.video",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--out", type=Path, default=harness.ROOT / "docs")
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
@@ -264,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_part_forward(args.weights, args.repeat)))
         return 0
     data = run(args.quick)
-    text = "# Video benchmark\n\n`make bench-video` (infra/bench_video.py).\n\n" + report(data)
+    title = "# Video benchmark\n\n`make bench-video` (`python -m infra.bench.video`).\n\n"
+    text = title + report(data)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_video.md").write_text(text + "\n")
     (args.out / "bench_video.json").write_text(json.dumps(data, indent=1, default=str) + "\n")

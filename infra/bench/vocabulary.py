@@ -1,6 +1,6 @@
 """Benchmark of the learned vocabulary: `learn` for 10k assets x 50 tags, and its serving cost.
 
-    python infra/bench_vocabulary.py [--assets 10000] [--tags 50] [--no-firestore] [--no-model]
+    python -m infra.bench.vocabulary [--assets 10000] [--tags 50] [--no-firestore] [--no-model]
 
 Measured side by side in one run on this machine:
 
@@ -23,7 +23,6 @@ import os
 import statistics
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,8 +30,6 @@ import numpy as np
 from autotagger import vocabulary, vocabulary_learn
 from autotagger.vocabulary_store import Vocabulary
 from infra import emulators, processes
-
-ROOT = Path(__file__).resolve().parents[1]
 
 DIM = 512
 
@@ -124,7 +121,9 @@ def _forward_ms() -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.bench.vocabulary", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--assets", type=int, default=10_000)
     parser.add_argument("--tags", type=int, default=50)
     parser.add_argument("--no-firestore", action="store_true")

@@ -1,7 +1,7 @@
 """Benchmark of "more like this": what the embedding adds to a classification, and what a
 similar-asset query costs on the emulator.
 
-    python infra/bench_similar.py [--quick] [--out docs]
+    python -m infra.bench.similar [--quick] [--out docs] [--report docs/bench_similar.json]
 
 Measured side by side in one run, in this process, with the Firestore emulator (gcloud's
 official one: the npm one has no vector search) and the Cloudinary stand-in:
@@ -44,7 +44,7 @@ from autotagger.web import similar, webhook
 from infra import emulators, local, near_duplicates, processes
 from infra.local_cloudinary import CloudinaryStandin
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _labels_only(artifact: Path, name: str) -> engines.OpenVINOClassifier:
@@ -197,7 +197,7 @@ def run(quick: bool) -> dict[str, Any]:
     artifact = local.ensure_random_model("fp32")
     runs = 10 if quick else 30
     if not emulators.gcloud_emulator_available("firestore"):
-        raise SystemExit("bench_similar: needs gcloud's official Firestore emulator")
+        raise SystemExit("infra.bench.similar: needs gcloud's official Firestore emulator")
     emulator, host = emulators.start_gcloud_emulator("firestore")
     standin = CloudinaryStandin(cloud_name="bench").start()
     try:
@@ -271,7 +271,9 @@ def report(data: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="python -m infra.bench.similar",
+        description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where to write [docs]")

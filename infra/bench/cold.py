@@ -1,0 +1,179 @@
+"""The cold path's server runs: the cold start from `gs://` against one from a local
+directory, MODEL_PRELOAD on/off, and on/off pairs of features, in the same run (emulator,
+stand-in) as `make bench`'s references; `make bench-cold` runs them alone (`--cold-only`).
+
+- gs://: fake-gcs-server on loopback holds the whole fp32 artifact (SavedModel, `weights.bin`,
+  both IRs); each cold start from `MODEL_WEIGHTS=gs://…` gets an empty `MODEL_CACHE_DIR` in
+  /dev/shm (in memory, as Cloud Functions' /tmp) and is paired with a local-directory cold start
+  run just before it; the server's "model fetched" log line says which files and bytes it read.
+- FEATURE_PAIRS: `(name, settings off, settings on)`; each pair is measured warm end to end, off
+  and on in alternation (A B A B), and reported as on/off. Add a feature's switch here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from infra import local_gcs
+from infra.bench.harness import Bench
+
+# (name, settings with the feature off, settings with it on): warm end to end, on / off.
+FEATURE_PAIRS: list[tuple[str, dict[str, str], dict[str, str]]] = []
+SHM = Path("/dev/shm")  # noqa: S108 - in memory like Cloud Functions' /tmp; private dirs inside
+
+
+def _fetched(log: Path) -> dict[str, Any]:
+    """The server's "model fetched" log line (files and bytes read from Cloud Storage)."""
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and '"model fetched"' in line:
+            return dict(json.loads(line))
+    return {}
+
+
+def cold_starts(
+    bench: Bench,
+    name: str,
+    env: dict[str, str],
+    first: Callable[[], dict[str, Any]],
+    count: int,
+    reference: Callable[[], float] | None = None,
+) -> list[dict[str, Any]]:
+    """`count` cold starts of on_upload under `env` (server stopped after each answer), each
+    after `reference()` (a bare `import tensorflow`: the machine's load right then)."""
+    out = []
+    for _ in range(count):
+        before = reference() if reference else None
+        server, cold = bench.start(name, env, first())
+        if before is not None:
+            cold["import_tensorflow_s"] = before
+        server.stop()
+        cold["peak_rss_mb"] = server.sampler.peak_mb
+        cold["fetched"] = _fetched(server.log)
+        out.append(cold)
+    return out
+
+
+def run_gcs(
+    bench: Bench,
+    fp32_dir: Path,
+    overrides: dict[str, str],
+    first: Callable[[], dict[str, Any]],
+    rounds: int,
+) -> dict[str, Any]:
+    """Local-directory cold start, then the same from gs:// (fp32 IR, then fp16 IR), `rounds`
+    times; the artifact's size and what each gs:// start read."""
+    emulator = local_gcs.start()
+    cache_root = Path(tempfile.mkdtemp(prefix="autotagger-bench-cache-", dir=_cache_parent()))
+    try:
+        emulator.create_bucket("models")
+        uri = emulator.put_artifact(fp32_dir, "models", "vgg16-random-fp32")
+        manifest = json.loads((fp32_dir / "manifest.json").read_text())
+        total = sum(int(f["bytes"]) for f in manifest["files"].values())
+        base = {**overrides, "MODEL_ENGINE": "openvino", "MODEL_MAX_BATCH": "8"}
+        result: dict[str, Any] = {"artifact_bytes": total, "rounds": []}
+        for i in range(rounds):
+            row: dict[str, Any] = {}
+            for key, settings in (
+                ("local", {"MODEL_WEIGHTS": str(fp32_dir)}),
+                ("gcs", {"MODEL_WEIGHTS": uri}),
+                ("gcs_fp16", {"MODEL_WEIGHTS": uri, "MODEL_PRECISION": "fp16"}),
+            ):
+                cache = cache_root / f"{key}-{i}"
+                env = bench.env(
+                    {
+                        **base,
+                        **settings,
+                        "STORAGE_EMULATOR_HOST": emulator.url,
+                        "MODEL_CACHE_DIR": str(cache),
+                    }
+                )
+                row[key] = cold_starts(bench, f"gcs {key}", env, first, 1)[0]
+                shutil.rmtree(cache, ignore_errors=True)
+            result["rounds"].append(row)
+        return result
+    finally:
+        shutil.rmtree(cache_root, ignore_errors=True)
+        emulator.stop()
+
+
+def _cache_parent() -> str | None:
+    return str(SHM) if SHM.is_dir() else None
+
+
+def run_preload(
+    bench: Bench,
+    env_of: Callable[[dict[str, str]], dict[str, str]],
+    first: Callable[[], dict[str, Any]],
+    rounds: int,
+    reference: Callable[[], float],
+) -> dict[str, list[dict[str, Any]]]:
+    """OpenVINO cold starts with MODEL_PRELOAD=1 and 0, alternated, each after an `import
+    tensorflow` reference."""
+    out: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    for _ in range(rounds):
+        for key, flag in (("on", "1"), ("off", "0")):
+            env = env_of({"MODEL_PRELOAD": flag})
+            out[key] += cold_starts(bench, f"preload {key}", env, first, 1, reference)
+    return out
+
+
+def run_features(
+    bench: Bench,
+    env_of: Callable[[dict[str, str]], dict[str, str]],
+    image: bytes,
+    count: int,
+) -> dict[str, Any]:
+    """Each FEATURE_PAIRS entry: warm end to end off and on, A B A B."""
+    out: dict[str, Any] = {}
+    for name, off, on in FEATURE_PAIRS:
+        samples: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(2):
+            for key, settings in (("off", off), ("on", on)):
+                server, _ = bench.start(f"{name} {key}", env_of(settings), bench.asset(image, "f"))
+                try:
+                    bench.deliver(server.url, bench.asset(image, "fw"))
+                    samples[key] += [o.ms for o in bench.sequential(server, image, "f", count)]
+                finally:
+                    server.stop()
+        out[name] = {k: statistics.median(v) for k, v in samples.items()}
+    return out
+
+
+def run_all(
+    bench: Bench,
+    fp32_dir: Path,
+    image: bytes,
+    count: int,
+    rounds: int,
+    reference: Callable[[], float],
+) -> dict[str, Any]:
+    """This part's server runs (inside the run's emulator and stand-in): preload on/off,
+    gs:// vs local, feature pairs, `rounds` of each."""
+
+    def first() -> dict[str, Any]:
+        return dict(bench.asset(image, "cold"))
+
+    def env_of(extra: dict[str, str]) -> dict[str, str]:
+        settings = {"MODEL_MAX_BATCH": "8", "DOWNLOAD_RENDITION": "1"}
+        return dict(
+            bench.env(
+                {**settings, "MODEL_WEIGHTS": str(fp32_dir), "MODEL_ENGINE": "openvino", **extra}
+            )
+        )
+
+    print("bench: cold starts with MODEL_PRELOAD on and off...", flush=True)
+    out: dict[str, Any] = {"preload": run_preload(bench, env_of, first, rounds, reference)}
+    print("bench: cold starts from gs:// (fake-gcs-server) and from a local dir...", flush=True)
+    out["gcs"] = run_gcs(
+        bench, fp32_dir, {"MODEL_MAX_BATCH": "8", "DOWNLOAD_RENDITION": "1"}, first, rounds
+    )
+    if FEATURE_PAIRS:
+        print("bench: features on / off...", flush=True)
+    out["features"] = run_features(bench, env_of, image, count)
+    return out
