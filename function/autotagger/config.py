@@ -54,8 +54,8 @@ DEFAULT_CLAIM_TTL_S = 330
 # hour, a fifth of a free plan's 500 (infra/deploy.sh derives it from MAX_INSTANCES).
 DEFAULT_FORWARD_BUDGET_PER_HOUR = 10
 DEFAULT_UPLOAD_FOLDER = "autotagger"
-DEFAULT_UPLOAD_FORMATS = ("jpg", "png", "webp", "gif", "heic", "avif", "bmp", "tiff")
-DEFAULT_UPLOAD_FORMATS += ("mp4", "mov", "webm")
+DEFAULT_UPLOAD_FORMATS: tuple[str, ...] = ("jpg", "png", "webp", "gif", "heic", "avif", "bmp")
+DEFAULT_UPLOAD_FORMATS += ("tiff", "mp4", "mov", "webm")
 
 # Who reads a setting: the three functions, the CLI, and `make run` (infra/local.py).
 SERVED = ("on_upload", "on_message")
