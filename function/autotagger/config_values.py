@@ -251,6 +251,8 @@ def folder(name: str, raw: str) -> str:
 
 def formats(name: str, raw: str) -> tuple[str, ...]:
     items = [f.strip().lower() for f in raw.split(",") if f.strip()]
+    if not items:
+        raise ConfigError(f"{name} must name at least one format, got {raw.strip()!r}")
     for item in items:
         if not _FORMAT_RE.match(item):
             raise ConfigError(f"{name} entries must be formats like jpg, got {item!r}")
