@@ -9,6 +9,35 @@
 # printed, in either mode. See infra/README.md for the whole procedure.
 set -euo pipefail
 
+# BEGIN generated settings (python infra/settings_docs.py; declared in function/autotagger/config.py)
+# Settings passed on to each function only when set.
+ON_UPLOAD_SETTINGS=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH MODEL_ENGINE
+  MODEL_OPENVINO_HINT MODEL_PRELOAD MODEL_CACHE_DIR DOWNLOAD_RENDITION CONCEPT_THRESHOLD
+  WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S
+  VIDEO_FRAMES MAX_VIDEO_SECONDS FORWARD_BUDGET_PER_MIN FORWARD_BUDGET_PER_HOUR WEBHOOK_MODE
+  PUBSUB_TOPIC PUBSUB_PUBLISH_TIMEOUT_S VOCABULARY_REFRESH_S)
+ON_MESSAGE_SETTINGS=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH MODEL_ENGINE
+  MODEL_OPENVINO_HINT MODEL_PRELOAD MODEL_CACHE_DIR DOWNLOAD_RENDITION CONCEPT_THRESHOLD
+  MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S VIDEO_FRAMES MAX_VIDEO_SECONDS
+  VOCABULARY_REFRESH_S)
+RESULTS_SETTINGS=(CLOUDINARY_DELIVERY_HOSTS UPLOAD_MODE UPLOAD_FOLDER UPLOAD_ALLOWED_FORMATS
+  UPLOAD_MAX_BYTES NEAR_DUPLICATE_DISTANCE)
+# END generated settings
+
+# Print names after a label, wrapped to 100 columns.
+wrap_names() {
+  local line="    $1:" name
+  shift
+  for name in "$@"; do
+    if ((${#line} + ${#name} + 1 > 100)); then
+      printf '%s\n' "$line"
+      line="     "
+    fi
+    line+=" $name"
+  done
+  printf '%s\n' "$line"
+}
+
 usage() {
   cat <<'EOF'
 usage: PROJECT=ID [REGION=us-central1] [BUCKET=NAME] [MODEL_DIR=DIR] [CLOUDINARY_URL=...] infra/deploy.sh
@@ -34,25 +63,17 @@ Environment (defaults in brackets):
   CONCURRENCY           on_upload requests per instance = gunicorn THREADS [8]
   MIN_INSTANCES         on_upload warm instances (billed while idle) [unset = 0]
   MAX_INSTANCES         on_upload instance cap [10]
-  TOP_K, TAG_THRESHOLD, TAG_PREFIX, LOG_LEVEL  passed to on_upload (defaults: the function's)
-  CLOUDINARY_DELIVERY_HOSTS, MODEL_PRECISION, MODEL_MAX_BATCH, DOWNLOAD_RENDITION,
-  MODEL_PRELOAD, MODEL_CACHE_DIR,
-  WEBHOOK_MAX_AGE_S, MAX_BODY_BYTES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, DOWNLOAD_TIMEOUT_S,
-  CLAIM_TTL_S, VIDEO_FRAMES, MAX_VIDEO_SECONDS, CONCEPT_THRESHOLD, VOCABULARY_REFRESH_S  passed
-                        to on_upload only when set (TAG_PREFIX also reaches results: the
-                        page's concept filters query the tags as written)
+  TOP_K, TAG_THRESHOLD, TAG_PREFIX, LOG_LEVEL  passed to on_upload and on_message (defaults:
+                        the function's; TAG_PREFIX also reaches results: the page's concept
+                        filters query the tags as written)
   RESULTS_ACCESS        private (listings need the access key) or public (anyone may list:
                         a public demo, only when asked for) [private]
   TOKEN_SECRET_NAME     Secret Manager secret of the access key, created with a random value
                         when absent (private only) [autotagger-results-token]
-  UPLOAD_MODE, UPLOAD_FOLDER, UPLOAD_ALLOWED_FORMATS, UPLOAD_MAX_BYTES, FORWARD_BUDGET_PER_MIN
-                        passed to the functions only when set (README, "Access control")
   ADMIN_API_QUOTA       the Cloudinary plan's Admin API requests an hour (free 500, paid 2000)
                         [500]: /forward may spend a fifth of it across MAX_INSTANCES
   FORWARD_BUDGET_PER_HOUR  per on_upload instance [ADMIN_API_QUOTA / 5 / MAX_INSTANCES, >= 1]
-  NEAR_DUPLICATE_DISTANCE  passed to results (/api/similar) when set
   MODEL_ENGINE          auto | openvino (ships only the IR, 2Gi) | tensorflow [unset = auto]
-  MODEL_OPENVINO_HINT   passed to on_upload when set
   ON_UPLOAD_MEMORY      on_upload's memory [2Gi with MODEL_ENGINE=openvino, else 4Gi]
   WITHOUT_TENSORFLOW=1  deploy on_upload without tensorflow-cpu (OpenVINO or int8 only)
   Pub/Sub queue (README, "Queue mode"):
@@ -63,7 +84,11 @@ Environment (defaults in brackets):
   MAX_DELIVERY_ATTEMPTS deliveries of a message before the dead-letter topic (5-100), enough
                         that the retries outlast CLAIM_TTL_S [7]
   DRY_RUN=1             print the commands instead of running them
+  Passed on to the functions that read them, only when set (README, "Configuration"):
 EOF
+  wrap_names on_upload "${ON_UPLOAD_SETTINGS[@]}"
+  wrap_names on_message "${ON_MESSAGE_SETTINGS[@]}"
+  wrap_names results "${RESULTS_SETTINGS[@]}"
 }
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
@@ -177,15 +202,9 @@ else
   MODEL_WEIGHTS="gs://$BUCKET/models/$(basename "$MODEL_DIR")"
   UPLOAD_MODEL=1
 fi
-# Optional settings of on_upload, passed on only when set (README, "Configuration").
-PASS_THROUGH=(CLOUDINARY_DELIVERY_HOSTS MODEL_PRECISION MODEL_MAX_BATCH DOWNLOAD_RENDITION
-  WEBHOOK_MAX_AGE_S MAX_BODY_BYTES MAX_IMAGE_BYTES MAX_IMAGE_PIXELS DOWNLOAD_TIMEOUT_S CLAIM_TTL_S
-  VIDEO_FRAMES MAX_VIDEO_SECONDS
-  WEBHOOK_MODE PUBSUB_TOPIC VOCABULARY_REFRESH_S
-  CONCEPT_THRESHOLD)
-PASS_THROUGH+=(MODEL_PRELOAD MODEL_CACHE_DIR)
-for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET NEAR_DUPLICATE_DISTANCE \
-  "${PASS_THROUGH[@]}"; do
+# The optional settings (the generated lists above) are passed on only when set.
+for name in FIRESTORE_COLLECTION TAG_PREFIX UPLOAD_PRESET "${ON_UPLOAD_SETTINGS[@]}" \
+  "${ON_MESSAGE_SETTINGS[@]}" "${RESULTS_SETTINGS[@]}"; do
   [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
 done
 
@@ -201,16 +220,8 @@ if [[ -z "${FORWARD_BUDGET_PER_HOUR:-}" ]]; then
   FORWARD_BUDGET_PER_HOUR=$((ADMIN_API_QUOTA / 5 / MAX_INSTANCES))
   [[ $FORWARD_BUDGET_PER_HOUR -ge 1 ]] || FORWARD_BUDGET_PER_HOUR=1
 fi
-ACCESS_PASS_THROUGH=(UPLOAD_MODE UPLOAD_FOLDER UPLOAD_ALLOWED_FORMATS UPLOAD_MAX_BYTES
-  FORWARD_BUDGET_PER_MIN FORWARD_BUDGET_PER_HOUR)
 access_env="|RESULTS_ACCESS=$RESULTS_ACCESS"
 upload_mode="${UPLOAD_MODE:-$([[ "$RESULTS_ACCESS" == public ]] && echo unsigned || echo signed)}"
-for name in "${ACCESS_PASS_THROUGH[@]}"; do
-  [[ "${!name:-}" != *"|"* ]] || die "$name cannot contain '|' (the env-var delimiter)"
-  if [[ -n "${!name:-}" ]]; then
-    access_env+="|$name=${!name}"
-  fi
-done
 # --- OpenVINO engine (issue 14) ---------------------------------------------------------------
 # MODEL_ENGINE=openvino ships only the artifact's OpenVINO IR (manifest.json + openvino/, to
 # ...-openvino in the bucket) and serves it without TensorFlow; on_upload then fits in 2Gi (peak
@@ -244,7 +255,6 @@ case "$MODEL_ENGINE" in
   *) die "MODEL_ENGINE must be auto, openvino or tensorflow" ;;
 esac
 [[ "$ON_UPLOAD_MEMORY" =~ ^[1-9][0-9]*(Mi|Gi)$ ]] || die "ON_UPLOAD_MEMORY must look like 2Gi"
-PASS_THROUGH+=(MODEL_ENGINE MODEL_OPENVINO_HINT)
 [[ -z "${MODEL_OPENVINO_HINT:-}" || "$MODEL_OPENVINO_HINT" =~ ^(latency|throughput)$ ]] ||
   die "MODEL_OPENVINO_HINT must be latency or throughput"
 if [[ "${WITHOUT_TENSORFLOW:-}" == 1 ]]; then
@@ -495,13 +505,19 @@ origin_of() {
 
 common_env="GOOGLE_CLOUD_PROJECT=$PROJECT|FIRESTORE_DATABASE=$FIRESTORE_DATABASE"
 common_env+="|FIRESTORE_COLLECTION=$FIRESTORE_COLLECTION|LOG_LEVEL=${LOG_LEVEL:-INFO}"
-upload_env="$common_env|MODEL_WEIGHTS=$MODEL_WEIGHTS|THREADS=$CONCURRENCY"
-upload_env+="|TOP_K=${TOP_K:-5}|TAG_THRESHOLD=${TAG_THRESHOLD:-0.2}|TAG_PREFIX=${TAG_PREFIX:-}"
-for name in "${PASS_THROUGH[@]}"; do
-  if [[ -n "${!name:-}" ]]; then
-    upload_env+="|$name=${!name}"
-  fi
-done
+model_env="$common_env|MODEL_WEIGHTS=$MODEL_WEIGHTS|THREADS=$CONCURRENCY"
+model_env+="|TOP_K=${TOP_K:-5}|TAG_THRESHOLD=${TAG_THRESHOLD:-0.2}|TAG_PREFIX=${TAG_PREFIX:-}"
+# "|NAME=value" for each named setting that is set.
+passed() {
+  local name
+  for name in "$@"; do
+    if [[ -n "${!name:-}" ]]; then
+      printf '|%s=%s' "$name" "${!name}"
+    fi
+  done
+}
+upload_env="$model_env$(passed "${ON_UPLOAD_SETTINGS[@]}")"
+worker_env="$model_env$(passed "${ON_MESSAGE_SETTINGS[@]}")"
 scaling=(--max-instances="$MAX_INSTANCES")
 if [[ -n "${MIN_INSTANCES:-}" ]]; then
   scaling+=(--min-instances="$MIN_INSTANCES")
@@ -528,9 +544,7 @@ webhook_url="$(url_of "$ON_UPLOAD_NAME")"
 step "function $RESULTS_NAME (entry point results)"
 results_env="$common_env|CLOUDINARY_UPLOAD_PRESET=$UPLOAD_PRESET|TAG_PREFIX=${TAG_PREFIX:-}"
 results_env+="|ON_UPLOAD_URL=${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
-if [[ -n "${NEAR_DUPLICATE_DISTANCE:-}" ]]; then  # /api/similar's near-duplicate mark
-  results_env+="|NEAR_DUPLICATE_DISTANCE=$NEAR_DUPLICATE_DISTANCE"
-fi
+results_env+="$(passed "${RESULTS_SETTINGS[@]}")"
 run gcloud functions deploy "$RESULTS_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
   --runtime=python311 --source="$ROOT/function" --entry-point=results --trigger-http \
   --allow-unauthenticated --service-account="$RESULTS_SA" --memory=512Mi --timeout=30s \
@@ -556,7 +570,7 @@ run gcloud functions deploy "$ON_MESSAGE_NAME" --gen2 --region="$REGION" --proje
   --no-allow-unauthenticated --service-account="$WORKER_SA" --memory=4Gi --cpu=2 \
   --concurrency="$CONCURRENCY" --timeout="${WORKER_TIMEOUT_S}s" \
   --max-instances="$WORKER_MAX_INSTANCES" \
-  --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" --set-env-vars="^|^$upload_env"
+  --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest" --set-env-vars="^|^$worker_env"
 # The trigger pushes as its own service account: it may invoke on_message, nothing else may.
 run gcloud functions add-invoker-policy-binding "$ON_MESSAGE_NAME" --region="$REGION" \
   --member="serviceAccount:$TRIGGER_SA" --project="$PROJECT"

@@ -1,31 +1,49 @@
-"""Settings: read from the environment once, validated at start.
+"""Settings: every one declared once (below), read from the environment once, checked at start.
 
-Every setting is listed in `.env.example` and the README. A missing or malformed one raises
-`ConfigError` naming it; `main.py` turns that into one log line and a non-zero exit.
+`Settings`'s fields are the declaration: variable, default, check, who reads it, whether it is a
+secret, what it means. `.env.example`, the README's configuration table and `infra/deploy.sh`'s
+pass-through lists are generated from it (`python infra/settings_docs.py`) and a unit test fails
+when they drift. A malformed setting raises a one-line `ConfigError` naming it; `main.py` turns
+that into one log line and a non-zero exit.
 """
+
+# The settings' docs are the README's, its typography (dashes, signs) included.
+# ruff: noqa: RUF001
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
+from autotagger import config_values as check
+from autotagger.config_values import (
+    DEFAULT_DELIVERY_HOST,
+    CloudinaryAccount,
+    http_url,
+    parse_cloudinary_url,
+)
 from autotagger.errors import ConfigError
 
-DEFAULT_DELIVERY_HOST = "res.cloudinary.com"
-SIGNATURE_ALGORITHMS = ("sha1", "sha256")
+__all__ = [
+    "DEFAULT_DELIVERY_HOST",
+    "CloudinaryAccount",
+    "ConfigError",
+    "Settings",
+    "Var",
+    "is_loopback",
+    "load_settings",
+    "origin_of",
+    "parse_cloudinary_url",
+]
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_HOST_RE = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
-_COLLECTION_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-_PRESET_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")
-# Pub/Sub's resource-name rule: a letter, then 2-254 of letters, digits and -_.~+%.
-_TOPIC_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 WEBHOOK_MODES = ("inline", "queue")
+RESULTS_ACCESS_MODES = ("private", "public")
+UPLOAD_MODES = ("signed", "unsigned")
 # Decoding needs up to 4 bytes a pixel at full size (PNG, TIFF, WebP: only JPEG decodes reduced),
 # so 50 MP is 200 MB a decode (imaging.py bounds how many run at once).
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
@@ -35,98 +53,396 @@ DEFAULT_CLAIM_TTL_S = 330
 # Admin API lookups /forward may make an hour on one instance: 10 x MAX_INSTANCES (10) = 100 an
 # hour, a fifth of a free plan's 500 (infra/deploy.sh derives it from MAX_INSTANCES).
 DEFAULT_FORWARD_BUDGET_PER_HOUR = 10
+DEFAULT_UPLOAD_FOLDER = "autotagger"
+DEFAULT_UPLOAD_FORMATS: tuple[str, ...] = ("jpg", "png", "webp", "gif", "heic", "avif", "bmp")
+DEFAULT_UPLOAD_FORMATS += ("tiff", "mp4", "mov", "webm")
+
+# Who reads a setting: the three functions, the CLI, and `make run` (infra/local.py).
+SERVED = ("on_upload", "on_message")
+PIPELINE = (*SERVED, "cli")
+EVERYONE = ("on_upload", "on_message", "results", "cli")
+WITH_PAGE = (*PIPELINE, "results")
+ON_UPLOAD, PAGE, CLI, PUBLISHERS = ("on_upload",), ("results",), ("cli",), ("on_upload", "cli")
+FUNCTIONS = ("on_upload", "on_message", "results")
 
 
 @dataclass(frozen=True)
-class CloudinaryAccount:
-    """The parts of `CLOUDINARY_URL` (the SDK's own format) the function uses."""
+class Var:
+    """One environment variable and everything the docs, `.env.example` and deploy.sh say."""
 
-    cloud_name: str
-    api_key: str
-    api_secret: str = field(repr=False)
-    signature_algorithm: str = "sha1"
-    upload_prefix: str | None = None
-    url: str = field(default="", repr=False)
+    name: str
+    doc: str  # one line of Markdown: the README's "meaning"
+    read_by: tuple[str, ...]
+    default: Any = None
+    check: check.Reader | None = None  # None: read elsewhere (infra/local.py)
+    derive: Callable[[dict[str, Any]], Any] | None = None  # the default, from earlier fields
+    shown: str | None = None  # the README's default, when not the value itself
+    example: str | None = None  # what .env.example assigns, when not the default
+    # How infra/deploy.sh sets it: "pass" (to the functions that read it, when set), "deploy.sh"
+    # (the script sets it itself), "secret" (from Secret Manager), "" (never deployed).
+    deploy: str = ""
+    secret: bool = False
+    env_only: bool = False  # not read from .env: commented out there
+
+
+def _var(
+    name: str,
+    default: Any,
+    reader: check.Reader,
+    read_by: tuple[str, ...],
+    deploy: str,
+    doc: str,
+    factory: Callable[[], Any] | None = None,
+    **more: Any,
+) -> Any:
+    """A `Settings` field declaring its variable (a secret's field stays out of the repr)."""
+    if factory is not None:
+        more["derive"] = lambda values: factory()
+    var = Var(name, doc, read_by, default, reader, deploy=deploy, **more)
+    metadata = {"var": var}
+    if factory is not None:
+        return field(default_factory=factory, repr=not var.secret, metadata=metadata)
+    return field(default=default, repr=not var.secret, metadata=metadata)
+
+
+def _system_temp() -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir())
 
 
 @dataclass(frozen=True)
 class Settings:
-    cloudinary: CloudinaryAccount | None
-    google_cloud_project: str | None
-    firestore_emulator_host: str | None
-    firestore_database: str
-    firestore_collection: str
-    model_weights: str
-    top_k: int
-    tag_threshold: float
-    tag_prefix: str
-    delivery_hosts: tuple[str, ...]
-    webhook_max_age_s: int
-    max_body_bytes: int
-    max_image_bytes: int
-    max_image_pixels: int
-    download_timeout_s: float
-    claim_ttl_s: int
-    log_level: str
-    upload_preset: str | None = None
-    on_upload_url: str | None = None
-    allowed_origins: tuple[str, ...] = ()
-    model_precision: str = "fp32"
-    model_max_batch: int = 8
-    download_rendition: bool = True
-    # Local Cloudinary (`make run` without an account): the page uploads to its Upload API.
-    local_cloudinary: bool = False
-    # Video uploads (autotagger/video.py): frames sampled per video, longest video classified.
-    video_frames: int = 8
-    max_video_seconds: int = 3600
-    # -- access control (issue 10): who may list results, who may upload ------------------------
-    results_access: str = "private"
-    results_token: str | None = field(default=None, repr=False)
-    upload_mode: str = "signed"
-    upload_folder: str = "autotagger"
-    upload_allowed_formats: tuple[str, ...] = (
-        "jpg",
-        "png",
-        "webp",
-        "gif",
-        "heic",
-        "avif",
-        "bmp",
-        "tiff",
-        "mp4",
-        "mov",
-        "webm",
-    )
-    upload_max_bytes: int = 25 * 1024 * 1024
-    forward_budget_per_min: int = 10
-    forward_budget_per_hour: int = 10
-    # OpenVINO engine (issue 14): which engine serves fp32, and OpenVINO's performance hint.
-    model_engine: str = "auto"
-    model_openvino_hint: str = "latency"
-    # Pub/Sub queue (issue 9): the webhook publishes, `on_message` classifies.
-    webhook_mode: str = "inline"
-    pubsub_topic: str = "autotagger-uploads"
-    pubsub_emulator_host: str | None = None
-    pubsub_publish_timeout_s: float = 10.0
-    # Concept tags (autotagger/concepts.py): the least summed probability a concept is kept at.
-    concept_threshold: float = 0.5
-    # Model loading: where a gs:// artifact is cached; load while the server boots.
-    model_cache_dir: Path = field(default_factory=lambda: model_cache_dir({}))
-    model_preload: bool = True
-    # The account's own vocabulary: what `cli.py learn` needs, and how often serving re-reads it.
-    vocabulary_min_examples: int = 10
-    vocabulary_precision: float = 0.9
-    vocabulary_refresh_s: int = 300
-    # More like this: the cosine distance at or below which two assets are the same picture.
-    near_duplicate_distance: float = 0.0012
+    """Every setting the function and the CLI read; each field declares its variable."""
+
+    # fmt: off
+    cloudinary: CloudinaryAccount | None = _var(  # noqa: RUF009 (frozen: never shared state)
+        "CLOUDINARY_URL", None, check.cloudinary_url, EVERYONE, "secret",
+        "`cloudinary://KEY:SECRET@CLOUD` (the SDK's format); query `signature_algorithm=sha256` "
+        "for SHA-256 accounts, `upload_prefix=` for another API host. Unset: `make run` starts a "
+        "local Cloudinary and sets it; a deployed `on_upload` answers 503 saying so",
+        shown="— (`make run`: a local Cloudinary)",
+        example="cloudinary://API_KEY:API_SECRET@CLOUD_NAME",
+        secret=True)
+    delivery_hosts: tuple[str, ...] = _var(
+        "CLOUDINARY_DELIVERY_HOSTS", (DEFAULT_DELIVERY_HOST,), check.delivery_hosts, WITH_PAGE,
+        "pass",
+        "extra hosts (`host` or `host:port`, comma-separated) to download from besides "
+        "`res.cloudinary.com`; plain http only for loopback",
+        shown="—", example="")
+    firestore_emulator_host: str | None = _var(
+        "FIRESTORE_EMULATOR_HOST", None, check.host_port, EVERYONE, "",
+        "`host:port` of a Firestore emulator (the client then uses it); `make run` starts one and "
+        "sets it when empty")
+    google_cloud_project: str | None = _var(
+        "GOOGLE_CLOUD_PROJECT", None, check.text, EVERYONE, "deploy.sh",
+        "Firestore project",
+        derive=lambda v: "demo-autotagger" if v["firestore_emulator_host"] else None,
+        shown="ADC's project; `demo-autotagger` with an emulator")
+    firestore_database: str = _var(
+        "FIRESTORE_DATABASE", "(default)", check.text, EVERYONE, "deploy.sh",
+        "Firestore database id")
+    firestore_collection: str = _var(
+        "FIRESTORE_COLLECTION", "classifications", check.collection, EVERYONE, "deploy.sh",
+        "collection of the documents")
+    model_weights: str = _var(
+        "MODEL_WEIGHTS", "imagenet", check.model_weights, PIPELINE, "deploy.sh",
+        "`imagenet` (Keras downloads the weights), an artifact directory from "
+        "`infra/build_model.py`, a SavedModel, a `.tflite`, `.keras` or `.h5` file, "
+        "`gs://bucket/path`, or `random` (the real VGG16 graph with seeded random weights, "
+        "recorded as such)",
+        shown="`imagenet` (`make run`: the ImageNet artifact in `.cache/`, built once when the "
+        "weights can be downloaded, else random weights)",
+        example="")
+    model_precision: str = _var(
+        "MODEL_PRECISION", "fp32", check.choice("fp32", "int8", "fp16"), PIPELINE, "pass",
+        "`fp32`, `fp16` (the artifact's fp16-compressed OpenVINO IR: half the bytes to ship and "
+        "fetch, weights rounded to fp16, decompressed to fp32 at compile; named `…/fp16`; not the "
+        "default: it failed the parity bar, see [From Cloud "
+        "Storage](#from-cloud-storage-the-production-cold-path)) or `int8`, the opt-in fast path: "
+        "dynamic-range int8 VGG16 under LiteRT, TensorFlow never imported (see "
+        "[int8](#int8-fast-path); needs ≥ 99% top-1 agreement first). An int8 artifact in "
+        "`MODEL_WEIGHTS` is served as int8 whatever this says; other weights are converted at load"
+        " (slow, imports TensorFlow)")
+    model_max_batch: int = _var("MODEL_MAX_BATCH", 8, check.integer(1, 32), PIPELINE, "pass",
+        "fp32: images of concurrent requests are stacked into one forward of at most this many "
+        "(micro-batching; `1` = off); int8 and OpenVINO's `throughput` hint ignore it")
+    model_engine: str = _var(
+        "MODEL_ENGINE", "auto", check.choice("auto", "openvino", "tensorflow"), PIPELINE, "pass",
+        "fp32's engine: `openvino` (the artifact's OpenVINO IR; TensorFlow never imported), "
+        "`tensorflow` (the SavedModel), or `auto`: OpenVINO when the artifact has an IR and the "
+        "`openvino` package is installed, else TensorFlow. Same weights, same labels, same model "
+        "name; which is faster depends on the CPU (see [OpenVINO engine](#openvino-engine))")
+    model_openvino_hint: str = _var(
+        "MODEL_OPENVINO_HINT", "latency", check.choice("latency", "throughput"), PIPELINE, "pass",
+        "OpenVINO's performance hint: `latency` (one stream on every core; concurrent requests are"
+        " micro-batched) or `throughput` (one stream per core, a pool of infer requests, no "
+        "batching)")
+    model_preload: bool = _var("MODEL_PRELOAD", True, check.flag, SERVED, "pass",
+        "`1`: `on_upload` (inline mode) and `on_message` load the model while the server boots, in"
+        " the forked gunicorn worker, instead of on the first request (a request arriving mid-load"
+        " waits for it); `results` never loads it. `0`: on first use")
+    model_cache_dir: Path = _var(  # noqa: RUF009 (a default_factory)
+        "MODEL_CACHE_DIR", None, check.cache_dir, SERVED, "pass",
+        "where a `gs://` artifact's files are fetched to (only the engine's, each checked against "
+        "the manifest's sha256; see [From Cloud Storage](#from-cloud-storage-the-production-cold-"
+        "path)); an absolute path",
+        factory=_system_temp, shown="system temp (in memory on Cloud Functions)", example="")
+    download_rendition: bool = _var("DOWNLOAD_RENDITION", True, check.flag, PIPELINE, "pass",
+        "`1`: download Cloudinary's derived 224×224 rendition of standard delivery URLs instead of"
+        " the original, which stays the fallback; `0`: always the original. A derived image is a "
+        "Cloudinary transformation (billed)")
+    top_k: int = _var("TOP_K", 5, check.integer(1, 20), PIPELINE, "deploy.sh",
+        "predictions stored (1–20)")
+    tag_threshold: float = _var("TAG_THRESHOLD", 0.2, check.number(0.0, 1.0), PIPELINE, "deploy.sh",
+        "top-k labels at or above it become tags; the top-1 label always does")
+    tag_prefix: str = _var("TAG_PREFIX", "", check.tag_prefix, WITH_PAGE, "deploy.sh",
+        "prefix for our tags, e.g. `auto:` (labels and concepts alike)",
+        shown="empty")
+    concept_threshold: float = _var(
+        "CONCEPT_THRESHOLD", 0.5, check.number(0.01, 1.0), PIPELINE, "pass",
+        "a concept (dog, car, food, …) is stored and written as a tag when the summed probability "
+        "of its ImageNet classes is at least this (0.01–1); see [Concept tags](#concept-tags)")
+    webhook_max_age_s: int = _var(
+        "WEBHOOK_MAX_AGE_S", 7200, check.integer(1, 7 * 86400), ON_UPLOAD, "pass",
+        "oldest signature timestamp accepted (the SDK's default)")
+    max_body_bytes: int = _var(
+        "MAX_BODY_BYTES", 256 * 1024, check.integer(1024, 32 * 1024 * 1024), ON_UPLOAD, "pass",
+        "largest notification body")
+    max_image_bytes: int = _var(
+        "MAX_IMAGE_BYTES", 25 * 1024 * 1024, check.integer(1024, 1024**3), PIPELINE, "pass",
+        "largest download")
+    max_image_pixels: int = _var(
+        "MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS, check.integer(1, 10**9), PIPELINE, "pass",
+        "largest width × height, checked from the header before decoding; a full-size decode takes"
+        " up to 4 bytes a pixel (see [Limits](#decode-memory))")
+    download_timeout_s: float = _var(
+        "DOWNLOAD_TIMEOUT_S", 15.0, check.number(0.1, 300.0), PIPELINE, "pass",
+        "per download",
+        shown="`15`", example="15")
+    claim_ttl_s: int = _var(
+        "CLAIM_TTL_S", DEFAULT_CLAIM_TTL_S, check.integer(10, 86400), PIPELINE, "pass",
+        "how long a claim of a crashed instance blocks other deliveries of the asset: just above "
+        "the longest function timeout (`on_message`'s 300 s; `deploy.sh` refuses less). A "
+        "redelivery of the same Pub/Sub message continues its own claim at once")
+    log_level: str = _var(
+        "LOG_LEVEL", "INFO", check.choice(*LOG_LEVELS, upper=True), EVERYONE, "deploy.sh",
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR`")
+    upload_preset: str | None = _var(
+        "CLOUDINARY_UPLOAD_PRESET", None, check.preset, PAGE, "deploy.sh",
+        "unsigned upload preset the page's widget uses (`infra/cloudinary_setup.py` creates it); "
+        "empty: uploads off")
+    on_upload_url: str | None = _var(
+        "ON_UPLOAD_URL", None, check.endpoint_url, PAGE, "deploy.sh",
+        "where the page forwards signed upload results (`{ON_UPLOAD_URL}/forward`)",
+        shown="— (`make run`: `http://127.0.0.1:8081`)")
+    allowed_origins: tuple[str, ...] = _var(
+        "ALLOWED_ORIGINS", (), check.origins, ("on_upload", "results"), "deploy.sh",
+        "comma-separated origins (`scheme://host[:port]`) allowed by CORS on the JSON API and "
+        "`/forward`",
+        shown="— (`make run`: `http://127.0.0.1:8080`)")
+    local_cloudinary: bool = _var(
+        "LOCAL_CLOUDINARY", False, check.flag, ("on_upload", "results"), "",
+        "`1`: `CLOUDINARY_URL` is the local Cloudinary (its `upload_prefix` must be a loopback "
+        "URL): the page uploads through the browser's file chooser and drag-and-drop to its Upload"
+        ' API and shows the "local Cloudinary — no account" badge. Set by `make run`, not by hand',
+        shown="`0` (`make run` without `CLOUDINARY_URL`: `1`)")
+    video_frames: int = _var("VIDEO_FRAMES", 8, check.integer(1, 32), PIPELINE, "pass",
+        "frames sampled per video (1–32), evenly spaced, classified as one batch; each is a "
+        "Cloudinary derived image")
+    max_video_seconds: int = _var(
+        "MAX_VIDEO_SECONDS", 3600, check.integer(1, 86400), PIPELINE, "pass",
+        "longer videos end `failed` with the reason (1–86400)")
+    results_access: str = _var(
+        "RESULTS_ACCESS", "private", check.choice(*RESULTS_ACCESS_MODES), PAGE, "deploy.sh",
+        "`private`: listing `/api/results` needs the access key (see [Access "
+        "control](#access-control)); `public`: anyone may list",
+        shown="`private` (`make run`: `public`)", example="")
+    results_token: str | None = _var("RESULTS_TOKEN", None, check.token, PAGE, "secret",
+        "the access key, a secret of ≥ 32 visible ASCII characters (never logged, never sent to "
+        "the browser); `deploy.sh` creates it in Secret Manager. Unset while private: listings "
+        "answer 503",
+        secret=True)
+    upload_mode: str = _var(
+        "UPLOAD_MODE", "signed", check.choice(*UPLOAD_MODES), PAGE, "pass",
+        "`signed`: the page's uploads are signed by `results` for the access key only, with a "
+        "signed preset; `unsigned`: anyone with the page may upload",
+        derive=lambda v: "unsigned" if v["results_access"] == "public" else "signed",
+        shown="`signed` when private, `unsigned` when public",
+        example="")
+    upload_folder: str = _var(
+        "UPLOAD_FOLDER", DEFAULT_UPLOAD_FOLDER, check.folder, PAGE, "pass",
+        "the folder every signed upload must go to")
+    upload_allowed_formats: tuple[str, ...] = _var(
+        "UPLOAD_ALLOWED_FORMATS", DEFAULT_UPLOAD_FORMATS, check.formats, PAGE, "pass",
+        "formats a signature request may name (never more)")
+    upload_max_bytes: int = _var(
+        "UPLOAD_MAX_BYTES", 25 * 1024 * 1024, check.integer(1024, 1024**3), PAGE, "pass",
+        "largest `max_file_size` a signature request may name",
+        derive=lambda v: v["max_image_bytes"], shown="`MAX_IMAGE_BYTES`", example="")
+    forward_budget_per_min: int = _var(
+        "FORWARD_BUDGET_PER_MIN", 10, check.integer(1, 10_000), ON_UPLOAD, "pass",
+        "Admin API calls `/forward` may make per minute on one instance; then `429` with "
+        "`Retry-After`")
+    forward_budget_per_hour: int = _var(
+        "FORWARD_BUDGET_PER_HOUR", DEFAULT_FORWARD_BUDGET_PER_HOUR, check.integer(1, 100_000),
+        ON_UPLOAD, "pass",
+        "Admin API calls `/forward` may make per hour on one instance: × the instance cap, at most"
+        " a fifth of the plan's hourly quota (10 × 10 instances = 100 of a free plan's 500)",
+        shown="`10` (`deploy.sh`: `ADMIN_API_QUOTA` / 5 / `MAX_INSTANCES`; `make run`, one "
+        "instance: `100`)")
+    webhook_mode: str = _var(
+        "WEBHOOK_MODE", "inline", check.choice(*WEBHOOK_MODES), ON_UPLOAD, "pass",
+        "`inline`: `on_upload` classifies in the request; `queue`: it publishes to `PUBSUB_TOPIC` "
+        "and answers 202, `on_message` classifies (see [Queue mode](#queue-mode-pubsub))")
+    pubsub_topic: str = _var(
+        "PUBSUB_TOPIC", "autotagger-uploads", check.topic, PUBLISHERS, "pass",
+        "topic of the upload messages (a topic id, not a path)")
+    pubsub_emulator_host: str | None = _var(
+        "PUBSUB_EMULATOR_HOST", None, check.host_port, PUBLISHERS, "",
+        "`host:port` of a Pub/Sub emulator (the client library then uses it)",
+        shown="— (`make run`: its emulator)")
+    pubsub_publish_timeout_s: float = _var(
+        "PUBSUB_PUBLISH_TIMEOUT_S", 10.0, check.number(0.5, 120.0), PUBLISHERS, "pass",
+        "longest a publish may take, retries included, before `on_upload` answers 503 (0.5–120 s)",
+        shown="`10`", example="10")
+    near_duplicate_distance: float = _var(
+        "NEAR_DUPLICATE_DISTANCE", 0.0012, check.number(0.0, 2.0), PAGE, "pass",
+        "cosine distance at or below which `/api/similar` marks a result `near_duplicate: true` "
+        "(0–2); measured for the random-weights artifact, measure yours with "
+        "`infra/near_duplicates.py` (see [More like this](#more-like-this))")
+    vocabulary_min_examples: int = _var(
+        "VOCABULARY_MIN_EXAMPLES", 10, check.integer(2, 1_000_000), CLI, "",
+        "`cli.py learn`: images a person's tag must be on to be learned (2–1000000); fewer are "
+        "reported \"too few examples\" (see [The account's own "
+        "vocabulary](#the-accounts-own-vocabulary))")
+    vocabulary_precision: float = _var(
+        "VOCABULARY_PRECISION", 0.9, check.number(0.5, 0.999), CLI, "",
+        "`cli.py learn`: the precision a tag must reach on held-out folds (0.5–0.999); its "
+        "threshold is set there, and a tag that cannot reach it is refused as not visual")
+    vocabulary_refresh_s: int = _var(
+        "VOCABULARY_REFRESH_S", 300, check.integer(1, 86400), PIPELINE, "pass",
+        "how stale an instance's copy of the published vocabulary may get (1–86400 s): a newly "
+        "learned vocabulary is served within this, without a restart")
+
+    # fmt: on
 
     def missing(self) -> list[str]:
         """Settings that are unset but needed by `on_upload` (reported at start, not fatal)."""
         return [] if self.cloudinary else ["CLOUDINARY_URL"]
 
 
+# Read by `make run` (infra/local.py), the tests and the benchmarks, never by a function.
+MAKE_RUN = ("make run",)
+LOCAL_VARS = (
+    Var(
+        "FIRESTORE_EMULATOR",
+        "which emulator `make run`, the tests, `make load` and `make bench` start: `auto` "
+        "(gcloud's official one when installed, else npm), `official`, `npm`",
+        MAKE_RUN,
+        default="auto",
+    ),
+    Var("LOCAL_CLOUDINARY_PORT", "port of the local Cloudinary", MAKE_RUN, default=8082),
+    Var("RESULTS_PORT", "port of `results`", MAKE_RUN, default=8080, env_only=True),
+    Var("ON_UPLOAD_PORT", "port of `on_upload`", MAKE_RUN, default=8081, env_only=True),
+    Var("ON_MESSAGE_PORT", "port of `on_message`", MAKE_RUN, default=8083, env_only=True),
+    Var("ENV_FILE", "the file `make run` reads settings from", MAKE_RUN, ".env", env_only=True),
+)
+
+
+def declared() -> dict[str, Var]:
+    """Every setting's declaration by attribute of `Settings` (in order)."""
+    return {f.name: f.metadata["var"] for f in fields(Settings)}
+
+
+def every_var() -> tuple[Var, ...]:
+    """The functions' settings, then those only `make run` reads."""
+    return (*declared().values(), *LOCAL_VARS)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for attr, var in declared().items():
+        raw = env.get(var.name, "")
+        if raw.strip() and var.check is not None:
+            values[attr] = var.check(var.name, raw)
+        else:
+            values[attr] = var.derive(values) if var.derive else var.default
+    _check_together(values)
+    return Settings(**values)
+
+
+def _check_together(values: dict[str, Any]) -> None:
+    """Settings that are only right in combination, checked where they can be at start."""
+    if values["local_cloudinary"]:
+        account = values["cloudinary"]
+        prefix = urlsplit(account.upload_prefix or "") if account else None
+        if prefix is None or not prefix.hostname or not is_loopback(prefix.hostname):
+            raise ConfigError(
+                "LOCAL_CLOUDINARY=1 needs CLOUDINARY_URL with upload_prefix="
+                "http://127.0.0.1:PORT (the local Cloudinary `make run` starts)"
+            )
+    weights, engine = values["model_weights"], values["model_engine"]
+    if values["model_precision"] == "fp16":
+        if engine == "tensorflow":
+            raise ConfigError(
+                "MODEL_PRECISION=fp16 is an OpenVINO IR: not for MODEL_ENGINE=tensorflow"
+            )
+        if not _local_manifest_has(weights, "openvino_fp16"):
+            raise ConfigError(
+                "MODEL_PRECISION=fp16 needs MODEL_WEIGHTS to be an artifact with an fp16 IR "
+                "(infra/build_model.py writes one)"
+            )
+    if engine == "openvino":
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is None:
+            raise ConfigError("MODEL_ENGINE=openvino but the openvino package is not installed")
+        if not _local_manifest_has(weights, "openvino"):
+            raise ConfigError(
+                "MODEL_ENGINE=openvino needs MODEL_WEIGHTS to be an artifact with an OpenVINO IR "
+                "(infra/build_model.py writes one)"
+            )
+
+
+def _local_manifest_has(weights: str, key: str) -> bool:
+    """Whether a local artifact's manifest has `key` (a gs:// one is checked when loaded)."""
+    import json
+
+    if weights.startswith("gs://"):
+        return True
+    try:
+        return key in json.loads((Path(weights) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def _read(env: Mapping[str, str], attr: str) -> Any:
+    var = declared()[attr]
+    raw = env.get(var.name, "")
+    return var.check(var.name, raw) if raw.strip() and var.check else var.default
+
+
+def upload_mode(env: Mapping[str, str]) -> str:
+    """`UPLOAD_MODE`, else `signed` unless `RESULTS_ACCESS=public` (then `unsigned`)."""
+    if env.get("UPLOAD_MODE", "").strip():
+        return str(_read(env, "upload_mode"))
+    return "unsigned" if _read(env, "results_access") == "public" else "signed"
+
+
+def model_cache_dir(env: Mapping[str, str]) -> Path:
+    """MODEL_CACHE_DIR: where a gs:// artifact's files are fetched to (default: the system temp
+    dir, in-memory on Cloud Functions); must be an absolute path."""
+    raw = env.get("MODEL_CACHE_DIR", "")
+    return check.cache_dir("MODEL_CACHE_DIR", raw) if raw.strip() else _system_temp()
+
+
 def is_loopback(host: str) -> bool:
     """True for localhost, 127.0.0.0/8 and ::1 (the only hosts allowed over plain http)."""
+    import ipaddress
+
     if host.lower() == "localhost":
         return True
     try:
@@ -135,418 +451,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def parse_cloudinary_url(value: str) -> CloudinaryAccount:
-    """Parse `cloudinary://key:secret@cloud[?upload_prefix=...&signature_algorithm=...]`."""
-    parts = urlsplit(value)
-    if parts.scheme != "cloudinary":
-        raise ConfigError("CLOUDINARY_URL must start with cloudinary://")
-    if not parts.hostname or not parts.username or not parts.password:
-        raise ConfigError(
-            "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME"
-        )
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    algorithm = query.get("signature_algorithm", "sha1").lower()
-    if algorithm not in SIGNATURE_ALGORITHMS:
-        raise ConfigError("CLOUDINARY_URL signature_algorithm must be sha1 or sha256")
-    prefix = query.get("upload_prefix")
-    if prefix is not None:
-        prefix_parts = urlsplit(prefix)
-        if prefix_parts.scheme not in ("http", "https") or not prefix_parts.hostname:
-            raise ConfigError("CLOUDINARY_URL upload_prefix must be an http(s) URL")
-    # urlsplit lowercases hostname; cloud names are case-sensitive, so take it from netloc.
-    cloud_name = parts.netloc.rsplit("@", 1)[-1].split(":", 1)[0]
-    return CloudinaryAccount(
-        cloud_name=cloud_name,
-        api_key=parts.username,
-        api_secret=parts.password,
-        signature_algorithm=algorithm,
-        upload_prefix=prefix.rstrip("/") if prefix else None,
-        url=value,
-    )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _hosts(raw: str) -> tuple[str, ...]:
-    hosts = [DEFAULT_DELIVERY_HOST]
-    for item in (h.strip().lower() for h in raw.split(",")):
-        if not item:
-            continue
-        if "/" in item or not _HOST_RE.match(item):
-            raise ConfigError(
-                f"CLOUDINARY_DELIVERY_HOSTS entries must be host or host:port, got {item!r}"
-            )
-        hosts.append(item)
-    return tuple(dict.fromkeys(hosts))
-
-
-def model_cache_dir(env: Mapping[str, str]) -> Path:
-    """MODEL_CACHE_DIR: where a gs:// artifact's files are fetched to (default: the system temp
-    dir, in-memory on Cloud Functions); must be an absolute path."""
-    import tempfile
-
-    raw = env.get("MODEL_CACHE_DIR", "").strip()
-    if not raw:
-        return Path(tempfile.gettempdir())
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        raise ConfigError(f"MODEL_CACHE_DIR must be an absolute path, got {raw!r}")
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"MODEL_CACHE_DIR {raw!r} is not a directory")
-    return path
-
-
-def _model_precision(env: Mapping[str, str], weights: str) -> str:
-    """MODEL_PRECISION; `fp16` (the fp16-compressed OpenVINO IR) is checked now where it can
-    be: not with MODEL_ENGINE=tensorflow, and a local artifact has that IR."""
-    import json
-
-    precision = _choice(env, "MODEL_PRECISION", ("fp32", "int8", "fp16"))
-    if precision != "fp16":
-        return precision
-    if env.get("MODEL_ENGINE", "").strip().lower() == "tensorflow":
-        raise ConfigError("MODEL_PRECISION=fp16 is an OpenVINO IR: not for MODEL_ENGINE=tensorflow")
-    if weights.startswith("gs://"):
-        return precision
-    try:
-        manifest = json.loads((Path(weights) / "manifest.json").read_text())
-    except (OSError, ValueError):
-        manifest = {}
-    if "openvino_fp16" not in manifest:
-        raise ConfigError(
-            "MODEL_PRECISION=fp16 needs MODEL_WEIGHTS to be an artifact with an fp16 IR "
-            "(infra/build_model.py writes one)"
-        )
-    return precision
-
-
-def _model_weights(raw: str) -> str:
-    value = raw.strip() or "imagenet"
-    if value in ("imagenet", "random") or value.startswith("gs://"):
-        if value.startswith("gs://") and len(value) <= len("gs://") + 1:
-            raise ConfigError("MODEL_WEIGHTS gs:// URI needs a bucket and a path")
-        return value
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise ConfigError(
-            f"MODEL_WEIGHTS must be imagenet, random, gs://... or an existing path; {value!r} "
-            "does not exist"
-        )
-    return str(path.resolve())
-
-
-def _http_url(name: str, value: str) -> tuple[str, str]:
-    """Check an absolute http(s) URL without credentials; return (scheme, lowercase netloc)."""
-    parts = urlsplit(value)
-    try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(f"{name} has an invalid port: {value!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-    if parts.username or parts.password:
-        raise ConfigError(f"{name} must not carry credentials")
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    return parts.scheme, host if port is None else f"{host}:{port}"
-
-
 def origin_of(url: str) -> str:
     """`scheme://host[:port]` of an http(s) URL (the browser's notion of its origin)."""
-    scheme, netloc = _http_url("URL", url)
+    scheme, netloc = http_url("URL", url)
     return f"{scheme}://{netloc}"
-
-
-def _on_upload_url(raw: str) -> str | None:
-    value = raw.strip()
-    if not value:
-        return None
-    _http_url("ON_UPLOAD_URL", value)
-    parts = urlsplit(value)
-    if parts.query or parts.fragment:
-        raise ConfigError("ON_UPLOAD_URL must have no query string or fragment")
-    return value.rstrip("/")
-
-
-def _upload_preset(raw: str) -> str | None:
-    value = raw.strip()
-    if value and not _PRESET_RE.match(value):
-        raise ConfigError(
-            f"CLOUDINARY_UPLOAD_PRESET must be a preset name (letters, digits, _, -, .), "
-            f"got {value!r}"
-        )
-    return value or None
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins: list[str] = []
-    for item in (o.strip() for o in raw.split(",")):
-        if not item:
-            continue
-        parts = urlsplit(item)
-        if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ConfigError(
-                f"ALLOWED_ORIGINS entries must be origins (scheme://host[:port]), got {item!r}"
-            )
-        scheme, netloc = _http_url("ALLOWED_ORIGINS", item)
-        origins.append(f"{scheme}://{netloc}")
-    return tuple(dict.fromkeys(origins))
-
-
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name, "").strip().lower() or choices[0]
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in ("1", "0", "true", "false"):
-        raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
-    return raw in ("1", "true")
-
-
-def _local_cloudinary(env: Mapping[str, str], account: CloudinaryAccount | None) -> bool:
-    """LOCAL_CLOUDINARY=1: the account is the local Cloudinary (a loopback `upload_prefix`)."""
-    if not _flag(env, "LOCAL_CLOUDINARY", False):
-        return False
-    prefix = urlsplit(account.upload_prefix or "") if account else None
-    if prefix is None or not prefix.hostname or not is_loopback(prefix.hostname):
-        raise ConfigError(
-            "LOCAL_CLOUDINARY=1 needs CLOUDINARY_URL with upload_prefix=http://127.0.0.1:PORT "
-            "(the local Cloudinary `make run` starts)"
-        )
-    return True
-
-
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every setting; raise ConfigError naming the first bad one."""
-    env = os.environ if env is None else env
-    raw_url = env.get("CLOUDINARY_URL", "").strip()
-    account = parse_cloudinary_url(raw_url) if raw_url else None
-
-    emulator = env.get("FIRESTORE_EMULATOR_HOST", "").strip() or None
-    if emulator and not _HOST_RE.match(emulator):
-        raise ConfigError(f"FIRESTORE_EMULATOR_HOST must be host:port, got {emulator!r}")
-    project = env.get("GOOGLE_CLOUD_PROJECT", "").strip() or None
-    if project is None and emulator:
-        project = "demo-autotagger"
-    collection = env.get("FIRESTORE_COLLECTION", "").strip() or "classifications"
-    if not _COLLECTION_RE.match(collection):
-        raise ConfigError(
-            f"FIRESTORE_COLLECTION must be letters, digits, _ or - (a top-level collection), "
-            f"got {collection!r}"
-        )
-    tag_prefix = env.get("TAG_PREFIX", "")
-    if "," in tag_prefix or len(tag_prefix) > 64 or tag_prefix != tag_prefix.strip():
-        raise ConfigError("TAG_PREFIX must have no commas or surrounding spaces, 64 chars at most")
-    log_level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
-    if log_level not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
-
-    return Settings(
-        cloudinary=account,
-        google_cloud_project=project,
-        firestore_emulator_host=emulator,
-        firestore_database=env.get("FIRESTORE_DATABASE", "").strip() or "(default)",
-        firestore_collection=collection,
-        model_weights=_model_weights(env.get("MODEL_WEIGHTS", "")),
-        top_k=_int(env, "TOP_K", 5, 1, 20),
-        tag_threshold=_float(env, "TAG_THRESHOLD", 0.2, 0.0, 1.0),
-        tag_prefix=tag_prefix,
-        delivery_hosts=_hosts(env.get("CLOUDINARY_DELIVERY_HOSTS", "")),
-        webhook_max_age_s=_int(env, "WEBHOOK_MAX_AGE_S", 7200, 1, 7 * 86400),
-        max_body_bytes=_int(env, "MAX_BODY_BYTES", 256 * 1024, 1024, 32 * 1024 * 1024),
-        max_image_bytes=_int(env, "MAX_IMAGE_BYTES", 25 * 1024 * 1024, 1024, 1024**3),
-        max_image_pixels=_int(env, "MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS, 1, 1_000_000_000),
-        download_timeout_s=_float(env, "DOWNLOAD_TIMEOUT_S", 15.0, 0.1, 300.0),
-        claim_ttl_s=_int(env, "CLAIM_TTL_S", DEFAULT_CLAIM_TTL_S, 10, 86400),
-        log_level=log_level,
-        upload_preset=_upload_preset(env.get("CLOUDINARY_UPLOAD_PRESET", "")),
-        on_upload_url=_on_upload_url(env.get("ON_UPLOAD_URL", "")),
-        allowed_origins=_origins(env.get("ALLOWED_ORIGINS", "")),
-        model_precision=_model_precision(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
-        model_max_batch=_int(env, "MODEL_MAX_BATCH", 8, 1, 32),
-        download_rendition=_flag(env, "DOWNLOAD_RENDITION", True),
-        # Local Cloudinary
-        local_cloudinary=_local_cloudinary(env, account),
-        # Video uploads.
-        video_frames=_int(env, "VIDEO_FRAMES", 8, 1, 32),
-        max_video_seconds=_int(env, "MAX_VIDEO_SECONDS", 3600, 1, 86400),
-        # access control (issue 10)
-        results_access=_choice(env, "RESULTS_ACCESS", RESULTS_ACCESS_MODES),
-        results_token=_results_token(env.get("RESULTS_TOKEN", "")),
-        upload_mode=upload_mode(env),
-        upload_folder=_upload_folder(env.get("UPLOAD_FOLDER", "")),
-        upload_allowed_formats=_formats(env.get("UPLOAD_ALLOWED_FORMATS", "")),
-        upload_max_bytes=_int(
-            env,
-            "UPLOAD_MAX_BYTES",
-            _int(env, "MAX_IMAGE_BYTES", 25 * 1024**2, 1024, 1024**3),
-            1024,
-            1024**3,
-        ),
-        forward_budget_per_min=_int(env, "FORWARD_BUDGET_PER_MIN", 10, 1, 10_000),
-        forward_budget_per_hour=_int(
-            env, "FORWARD_BUDGET_PER_HOUR", DEFAULT_FORWARD_BUDGET_PER_HOUR, 1, 100_000
-        ),
-        # OpenVINO engine (issue 14)
-        model_engine=_model_engine(env, _model_weights(env.get("MODEL_WEIGHTS", ""))),
-        model_openvino_hint=_choice(env, "MODEL_OPENVINO_HINT", ("latency", "throughput")),
-        **_queue_settings(env),
-        concept_threshold=_float(env, "CONCEPT_THRESHOLD", 0.5, 0.01, 1.0),
-        model_cache_dir=model_cache_dir(env),
-        model_preload=_flag(env, "MODEL_PRELOAD", True),
-        near_duplicate_distance=_float(env, "NEAR_DUPLICATE_DISTANCE", 0.0012, 0.0, 2.0),
-        **_vocabulary_settings(env),
-    )
-
-
-# -- access control (issue 10) ---------------------------------------------------------------
-
-RESULTS_ACCESS_MODES = ("private", "public")
-UPLOAD_MODES = ("signed", "unsigned")
-DEFAULT_UPLOAD_FOLDER = Settings.upload_folder
-DEFAULT_UPLOAD_FORMATS = Settings.upload_allowed_formats
-MIN_TOKEN_CHARS = 32
-_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: it travels in an HTTP header
-_FOLDER_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
-_FORMAT_RE = re.compile(r"^[a-z0-9]{2,5}$")
-
-
-def upload_mode(env: Mapping[str, str]) -> str:
-    """`UPLOAD_MODE`, else `signed` unless `RESULTS_ACCESS=public` (then `unsigned`)."""
-    access = _choice(env, "RESULTS_ACCESS", RESULTS_ACCESS_MODES)
-    default = "unsigned" if access == "public" else "signed"
-    raw = env.get("UPLOAD_MODE", "").strip().lower() or default
-    if raw not in UPLOAD_MODES:
-        raise ConfigError(f"UPLOAD_MODE must be one of {', '.join(UPLOAD_MODES)}, got {raw!r}")
-    return raw
-
-
-def _results_token(raw: str) -> str | None:
-    """The listing token: long, visible ASCII. Never echoed in an error (it is a secret)."""
-    value = raw.strip()
-    if not value:
-        return None
-    if len(value) < MIN_TOKEN_CHARS or not _TOKEN_RE.match(value):
-        raise ConfigError(
-            f"RESULTS_TOKEN must be at least {MIN_TOKEN_CHARS} visible ASCII characters "
-            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-        )
-    return value
-
-
-def _upload_folder(raw: str) -> str:
-    value = raw.strip().strip("/") if raw.strip() else DEFAULT_UPLOAD_FOLDER
-    if not _FOLDER_RE.match(value) or len(value) > 200:
-        raise ConfigError(
-            f"UPLOAD_FOLDER must be folder names of letters, digits, _ or - joined by /, "
-            f"got {value!r}"
-        )
-    return value
-
-
-def _formats(raw: str) -> tuple[str, ...]:
-    items = [f.strip().lower() for f in raw.split(",") if f.strip()]
-    if not items:
-        return DEFAULT_UPLOAD_FORMATS
-    for item in items:
-        if not _FORMAT_RE.match(item):
-            raise ConfigError(
-                f"UPLOAD_ALLOWED_FORMATS entries must be formats like jpg, got {item!r}"
-            )
-    return tuple(dict.fromkeys(items))
-
-
-# -- OpenVINO engine (issue 14) ----------------------------------------------------------------
-
-
-def _model_engine(env: Mapping[str, str], weights: str) -> str:
-    """MODEL_ENGINE; `openvino` is checked now where it can be: the package is installed and a
-    local artifact has an IR (a gs:// one is checked when loaded)."""
-    import importlib.util
-    import json
-
-    engine = _choice(env, "MODEL_ENGINE", ("auto", "openvino", "tensorflow"))
-    if engine != "openvino":
-        return engine
-    if importlib.util.find_spec("openvino") is None:
-        raise ConfigError("MODEL_ENGINE=openvino but the openvino package is not installed")
-    if weights.startswith("gs://"):
-        return engine
-    manifest = Path(weights) / "manifest.json"
-    try:
-        has_ir = "openvino" in json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        has_ir = False
-    if not has_ir:
-        raise ConfigError(
-            "MODEL_ENGINE=openvino needs MODEL_WEIGHTS to be an artifact with an OpenVINO IR "
-            "(infra/build_model.py writes one)"
-        )
-    return engine
-
-
-# -- Pub/Sub queue (issue 9) ----------------------------------------------------------------
-
-
-def _queue_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """Pub/Sub queue (issue 9): WEBHOOK_MODE, PUBSUB_TOPIC, PUBSUB_EMULATOR_HOST, timeout."""
-    topic = env.get("PUBSUB_TOPIC", "").strip() or "autotagger-uploads"
-    if not _TOPIC_RE.match(topic) or topic.lower().startswith("goog"):
-        raise ConfigError(
-            "PUBSUB_TOPIC must be a topic id (a letter, then 2-254 letters, digits or -_.~+%, "
-            f"not starting with goog), got {topic!r}"
-        )
-    emulator = env.get("PUBSUB_EMULATOR_HOST", "").strip() or None
-    if emulator and not _HOST_RE.match(emulator):
-        raise ConfigError(f"PUBSUB_EMULATOR_HOST must be host:port, got {emulator!r}")
-    return {
-        "webhook_mode": _choice(env, "WEBHOOK_MODE", WEBHOOK_MODES),
-        "pubsub_topic": topic,
-        "pubsub_emulator_host": emulator,
-        "pubsub_publish_timeout_s": _float(env, "PUBSUB_PUBLISH_TIMEOUT_S", 10.0, 0.5, 120.0),
-    }
-
-
-# -- the account's own vocabulary ------------------------------------------------------------
-
-
-def _vocabulary_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """VOCABULARY_MIN_EXAMPLES (positives a tag needs to be learned), VOCABULARY_PRECISION (the
-    precision a learned tag must reach on held-out folds), VOCABULARY_REFRESH_S (how stale an
-    instance's copy of the published vocabulary may get)."""
-    return {
-        "vocabulary_min_examples": _int(env, "VOCABULARY_MIN_EXAMPLES", 10, 2, 1_000_000),
-        "vocabulary_precision": _float(env, "VOCABULARY_PRECISION", 0.9, 0.5, 0.999),
-        "vocabulary_refresh_s": _int(env, "VOCABULARY_REFRESH_S", 300, 1, 86400),
-    }
