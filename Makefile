@@ -40,7 +40,7 @@ test-npm-emulator: deps
 	FIRESTORE_EMULATOR=npm FIRESTORE_EMULATOR_HOST= $(PY) -m pytest -q -m firestore --ignore=tests/e2e
 
 load: deps
-	$(PY) tests/load.py
+	$(PY) -m tests.support.load
 
 # Cold start, warm latency, concurrency and memory as ratios (~2 min); writes docs/bench.*.
 bench: deps

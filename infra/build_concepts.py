@@ -19,7 +19,7 @@ Two curated lists below turn that tree into tags people search by:
   refuses one with fewer than two leaves, two concepts with the same leaves, a name that is not
   tag-safe, and a name that is also an ImageNet label.
 
-The output is deterministic (sorted, fixed formatting): `tests/test_concepts.py` regenerates it
+The output is deterministic (sorted, fixed formatting): `tests/unit/test_concepts.py` regenerates it
 from the installed `data.noun` (Debian's `wordnet-base`) and compares byte for byte. Its
 `version` is a digest of the vocabulary itself, so any change to the lists or to WordNet gives a
 new version, which every document records.

@@ -18,7 +18,7 @@ from infra.bench import inputs
 def part(weights: str, repeat: int) -> dict[str, Any]:
     """`part_fp16` on photos and drawings as served, and two noise images."""
     from autotagger.media import imaging
-    from tests.crafted_ir import noise_images
+    from tests.support.crafted_ir import noise_images
 
     pixels = [imaging.load_rgb(data, 10**9) for _, data in inputs.resize_images()[:6]]
     batch = imaging.preprocess(np.concatenate([np.stack(pixels), noise_images(2)]))
@@ -30,7 +30,7 @@ def part_fp16(weights: str, batch: np.ndarray, repeat: int) -> dict[str, Any]:
     crafted distributions), batch-1 forward and load time."""
     from autotagger import model
     from autotagger.model import engines
-    from tests.crafted_ir import crafted_artifact, distributions
+    from tests.support.crafted_ir import crafted_artifact, distributions
 
     directory = Path(weights)
     manifest = json.loads((directory / "manifest.json").read_text())

@@ -26,7 +26,7 @@ from infra import emulators, processes
 from infra.bench.accounting import MemorySampler
 from infra.local_cloudinary import CloudinaryStandin
 from infra.local_cloudinary import media as standin_media
-from tests.helpers import notification_from, sign_body
+from tests.support.helpers import notification_from, sign_body
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -39,8 +39,8 @@ from infra.bench.accounting import CpuAccount, machine
 from infra.bench.harness import Outcome
 from infra.local_cloudinary import CloudinaryStandin
 from infra.local_cloudinary import delivery as standin_delivery
-from tests.helpers import notification_from, sign_body
-from tests.videos import make_mp4
+from tests.support.helpers import notification_from, sign_body
+from tests.support.videos import make_mp4
 
 GOAL = 1.25
 FRAMES = 8

@@ -22,8 +22,8 @@ import requests
 from playwright.sync_api import Browser, Page, Route, expect
 
 from autotagger import model
-from tests import make_run
 from tests.e2e.conftest import E2E, _human, picture
+from tests.support import make_run
 
 pytestmark = E2E
 

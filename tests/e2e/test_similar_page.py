@@ -16,7 +16,7 @@ from playwright.sync_api import Page, Request, expect
 from infra import near_duplicates
 from infra.local_cloudinary import CloudinaryStandin
 from tests.e2e.conftest import E2E, Harness, Servers
-from tests.helpers import notification_from, sign_body
+from tests.support.helpers import notification_from, sign_body
 
 pytestmark = E2E
 

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from infra.local_cloudinary import CloudinaryStandin
 from tests.e2e.conftest import E2E, ROOT, Harness, Servers, _human, picture
-from tests.videos import make_mp4
+from tests.support.videos import make_mp4
 
 pytestmark = E2E
 

@@ -5,7 +5,7 @@ followed by `preprocess_input` ("caffe" mode: RGB->BGR, minus the ImageNet chann
 scaling). We do the same with one documented deviation: the resize is bilinear with Pillow's
 antialiasing (Keras's `load_img` defaults to nearest), and JPEGs are first decoded at a reduced
 scale with `Image.draft()`, which is Pillow's DCT-domain downscale, so big photos are never fully
-decoded. `tests/test_parity.py` checks the rest is identical to Keras.
+decoded. `tests/integration/test_parity.py` checks the rest is identical to Keras.
 
 Memory: other formats (PNG, TIFF, WebP, ...) decode at full size, at most 4 bytes a pixel
 (`MAX_IMAGE_PIXELS` caps the pixels, checked from the header). The full-size image is reduced

@@ -1,0 +1,1 @@
+"""Integration tests: the emulators, the local Cloudinary, VGG16 artifacts, in-process apps."""

@@ -1,0 +1,1 @@
+"""What the tests share: payload builders, artifacts with chosen answers, test videos."""

@@ -1,0 +1,1 @@
+"""System tests: subprocess servers, `make run`, fresh processes, deploy.sh against gcloud."""

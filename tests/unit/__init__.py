@@ -1,0 +1,1 @@
+"""Unit tests: no emulator, no model, no subprocess (seconds)."""

@@ -1,0 +1,72 @@
+"""The benchmark's reports from finished runs (the docs/ JSON): every table row has its cells,
+the JSON written back keeps every key, and the in-subprocess entry point refuses an unknown part.
+No measurement runs here (that is `make bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.bench import cold_report, output, parts, report, video
+from infra.bench.__main__ import main
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _table_rows(markdown: str, header_start: str) -> list[list[str]]:
+    """The rows (cells) of the markdown table whose header starts with `header_start`."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_from_json_rewrites_the_report_with_every_engine_and_key(tmp_path, capsys) -> None:
+    source = json.loads((DOCS / "bench.json").read_text())
+    assert main(["--from-json", str(DOCS / "bench.json"), "--out", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written.keys() == source.keys()
+    assert written["runs"].keys() == source["runs"].keys()
+    text = (tmp_path / "bench.md").read_text()
+    assert text in capsys.readouterr().out
+    rows = _table_rows(text, "| measure | TensorFlow")
+    assert len(rows) > 10
+    assert all(len(row) == 3 + len(report.SERVED) for row in rows)  # measure, engines, goal, met
+    assert all(row[0] for row in rows)
+    assert (tmp_path / "bench.png").stat().st_size > 10_000
+    assert "cold_report" not in text and "`infra/bench/cold.py`" in text
+
+
+def test_the_cold_path_report_has_one_verdict_per_goal(tmp_path) -> None:
+    data = json.loads((DOCS / "bench_cold.json").read_text())
+    cold_report.write_only(data, tmp_path)
+    rows = _table_rows((tmp_path / "bench_cold.md").read_text(), "| measure (OpenVINO")
+    assert len(rows) >= 5
+    assert all(len(row) == 4 for row in rows)
+    assert json.loads((tmp_path / "bench_cold.json").read_text()) == data
+
+
+def test_read_json_gives_the_concurrency_levels_back_as_numbers() -> None:
+    data = output.read_json(DOCS / "bench.json")
+    levels = [set(run["levels"]) for run in data["runs"].values() if "levels" in run]
+    assert levels
+    assert all(keys == {1, 2, 4, 8} for keys in levels)
+
+
+def test_the_video_report_states_the_goal_and_its_verdict() -> None:
+    text = video.report(json.loads((DOCS / "bench_video.json").read_text()))
+    row = next(line for line in text.splitlines() if line.startswith("| warm end-to-end"))
+    assert f"≤ {video.GOAL}x" in row
+    assert row.rstrip(" |").endswith(("yes", "**no**"))
+
+
+def test_an_unknown_part_is_refused() -> None:
+    with pytest.raises(SystemExit, match="unknown part 'nope'"):
+        parts.run_part(argparse.Namespace(part="nope"))
