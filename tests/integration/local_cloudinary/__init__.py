@@ -1,0 +1,1 @@
+"""The local Cloudinary, exercised through the real `cloudinary` SDK."""
