@@ -219,7 +219,7 @@ def test_the_token_is_never_logged(make_client, seeded, capfd) -> None:
 
 
 def test_cli_results_is_unaffected(seeded, monkeypatch, capsys) -> None:
-    import cli
+    from autotagger import cli
 
     monkeypatch.setenv("RESULTS_ACCESS", "private")  # no RESULTS_TOKEN: the CLI needs none
     assert cli.main(["results", "--json"]) == 0

@@ -13,10 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cli
 import pytest
 
-from autotagger import config, model, pipeline
+from autotagger import cli, config, model, pipeline
 from autotagger.clients import cloudinary_client
 from autotagger.web import webhook
 from infra.local_cloudinary import CloudinaryStandin

@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cli
 import pytest
 
-from autotagger import concepts, model
+from autotagger import cli, concepts, model
 from infra.local_cloudinary import CloudinaryStandin
 from tests.support.distributions import artifact, distributions
 from tests.support.helpers import image_bytes, notification_from, sign_body

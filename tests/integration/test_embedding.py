@@ -341,8 +341,7 @@ def _strip_embeddings(base_env: dict[str, str], asset_ids: list[str]) -> None:
 
 
 def test_backfill_wants_done_documents_without_an_embedding() -> None:
-    import cli
-
+    from autotagger.cli.selection import wanted
     from autotagger.web.webhook import upload_from_resource
 
     upload = upload_from_resource(
@@ -356,14 +355,14 @@ def test_backfill_wants_done_documents_without_an_embedding() -> None:
         }
     )
     done = {"version": 3, "status": "done", "model": "m", "embedding": [0.1]}
-    assert cli._wanted(done, upload, None) is None
-    assert cli._wanted({**done, "embedding": None}, upload, None) == "backfill"
-    assert cli._wanted({**done, "embedding": None}, upload, "m") == "backfill"
-    assert cli._wanted({**done, "embedding": None}, upload, "other") == "reclassify"
+    assert wanted(done, upload, None) is None
+    assert wanted({**done, "embedding": None}, upload, None) == "backfill"
+    assert wanted({**done, "embedding": None}, upload, "m") == "backfill"
+    assert wanted({**done, "embedding": None}, upload, "other") == "reclassify"
     failed = {"version": 3, "status": "failed", "embedding": None}
-    assert cli._wanted(failed, upload, None) is None  # nothing to describe
+    assert wanted(failed, upload, None) is None  # nothing to describe
     newer = {**done, "version": 4, "embedding": None}
-    assert cli._wanted(newer, upload, None) is None
+    assert wanted(newer, upload, None) is None
 
 
 @pytest.mark.slow
@@ -375,7 +374,7 @@ def test_backfill_gives_old_documents_an_embedding(
     real_model_env: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import cli
+    from autotagger import cli
 
     client = make_client("on_upload")
     resources = [

@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cli
 import pytest
 import requests
 from google.cloud import firestore
 from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-from autotagger import model, pipeline
+from autotagger import cli, model, pipeline
 from autotagger.queue import messages
 from autotagger.web.webhook import upload_from_resource
 from infra import emulators, local_pubsub

@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import cli
 import pytest
 from google.cloud import firestore
 
+from autotagger import cli
 from autotagger.config import load_settings
 from autotagger.errors import BadRequest, ConfigError
 from autotagger.web import similar

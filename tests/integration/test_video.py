@@ -412,7 +412,7 @@ def test_forwarded_video_upload_is_classified(
 def test_backfill_videos_classifies_the_accounts_videos(
     base_env, real_model_env, standin: CloudinaryStandin, stored, capsys, monkeypatch, clip
 ) -> None:
-    import cli
+    from autotagger import cli
 
     monkeypatch.setenv("VIDEO_FRAMES", "2")
     standin.add_asset(make_mp4(scenes=2), public_id="bf/short", resource_type="video")

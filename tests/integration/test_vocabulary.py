@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cli
 import numpy as np
 import pytest
 from google.cloud import firestore
 from google.cloud.firestore_v1.vector import Vector
 
-from autotagger import config, logs, vocabulary, vocabulary_learn, vocabulary_store
+from autotagger import cli, config, logs, vocabulary, vocabulary_learn, vocabulary_store
 from autotagger.vocabulary_store import Vocabulary
 from infra.local_cloudinary import CloudinaryStandin
 from tests.support.helpers import image_bytes

@@ -13,12 +13,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import cli
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from autotagger import vocabulary
+from autotagger import cli, vocabulary
 from infra.local_cloudinary import CloudinaryStandin
 from tests.support.helpers import notification_from, sign_body
 
