@@ -18,7 +18,7 @@ import pytest
 
 from autotagger import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FUNCTION = ROOT / "function"
 CLI_PACKAGE = FUNCTION / "autotagger" / "cli"
 
