@@ -4,9 +4,10 @@ The commands are not listed here: they are whatever `DRY_RUN=1` prints (first de
 configurations that together set every variable the script's `--help` names and take both sides
 of each of its branches, plus whatever a real first deployment, re-deployment and secret-less
 re-deployment run against the recording fake gcloud of tests/system/test_infra.py (the look-ups a
-dry run cannot show). Each one then runs through the installed Google Cloud CLI with an empty
-CLOUDSDK_CONFIG and no account: a valid command stops at "You do not currently have an active
-account selected"; a bad flag, choice or value stops earlier with a parse error.
+dry run cannot show). Each one is then parsed by the installed Google Cloud CLI (all in one of its
+processes, each as `gcloud` would run it) with an empty CLOUDSDK_CONFIG and no account: a valid
+command stops at "You do not currently have an active account selected"; a bad flag, choice or
+value stops earlier with a parse error.
 """
 
 from __future__ import annotations
@@ -166,8 +167,84 @@ def _help_variables() -> set[str]:
     return set(re.findall(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b|\b[A-Z]{4,}\b", environment))
 
 
+# The installed CLI's own interpreter runs its own bootstrap (lib/gcloud.py) once, then parses
+# every command with its CLI object, as the `gcloud` script would one by one: a process per
+# command costs a second of start-up each, on a machine shared with CI jobs.
+_GCLOUD_IN_ONE_PROCESS = r"""
+import contextlib, io, json, sys
+sys.path.insert(0, sys.argv[1])
+import gcloud
+gcloud._fix_google_module()
+from googlecloudsdk.core import log
+cli = gcloud._import_gcloud_main().CreateCLI([])
+results = []
+for args in json.load(sys.stdin):
+    out, err = io.StringIO(), io.StringIO()
+    log.Reset(stdout=out, stderr=err)
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            cli.Execute(args)
+        except SystemExit as exit:
+            code = exit.code
+        except BaseException as exc:
+            code = repr(exc)
+    results.append([code, err.getvalue()])
+with open(sys.argv[2], "w") as answers:
+    json.dump(results, answers)
+"""
+
+
+def _verdict(command: tuple[str, ...], code: object, stderr: str) -> tuple[str, str | None]:
+    """(the command, None) when it reached the account check, else (it, the parser's error)."""
+    if code != 0 and NO_ACCOUNT in stderr:
+        return shlex.join(command), None
+    return shlex.join(command), (stderr.strip() or f"exit {code}")[:600]
+
+
+def _gcloud_python(config: Path) -> tuple[str, Path]:
+    """The interpreter the installed CLI runs on and its lib/ directory, as it reports them."""
+    info = subprocess.run(
+        [GCLOUD or "gcloud", "info", "--format=value(basic.python_location,installation.sdk_root)"],
+        env=_gcloud_env(config),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    python, root = info.stdout.split("\t")
+    return python.strip(), Path(root.strip()) / "lib"
+
+
 def _parse_errors(commands: list[list[str]], tmp_path: Path) -> dict[str, str]:
-    """Run each command (once) through the real gcloud; what did not reach the account check."""
+    """Parse each command (once) with the real gcloud, all in one of its processes; what did
+    not reach the account check."""
+    config = _config_dir(tmp_path)
+    unique = sorted({tuple(c) for c in commands})
+    python, lib = _gcloud_python(config)
+    answers = tmp_path / "gcloud-answers.json"
+    done = subprocess.run(
+        [python, "-S", "-c", _GCLOUD_IN_ONE_PROCESS, str(lib), str(answers)],
+        env=_gcloud_env(config),
+        input=json.dumps([list(c[1:]) for c in unique]),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert done.returncode == 0 and answers.exists(), done.stderr[-3000:]
+    results = [
+        _verdict(c, code, err)
+        for c, (code, err) in zip(unique, json.loads(answers.read_text()), strict=True)
+    ]
+    answers.unlink()
+    assert len(results) == len(unique)
+    return {command: error for command, error in results if error is not None}
+
+
+def _parse_errors_one_by_one(commands: list[list[str]], tmp_path: Path) -> dict[str, str]:
+    """The same check through the `gcloud` command itself, one process per command."""
     config = _config_dir(tmp_path)
 
     def check(command: tuple[str, ...]) -> tuple[str, str | None]:
@@ -180,9 +257,7 @@ def _parse_errors(commands: list[list[str]], tmp_path: Path) -> dict[str, str]:
             timeout=300,
             check=False,
         )
-        if done.returncode != 0 and NO_ACCOUNT in done.stderr:
-            return shlex.join(command), None
-        return shlex.join(command), (done.stderr.strip() or f"exit {done.returncode}")[:600]
+        return _verdict(command, done.returncode, done.stderr)
 
     unique = sorted({tuple(c) for c in commands})
     with ThreadPoolExecutor(max_workers=2) as pool:  # a 2-core machine shared with CI jobs
@@ -244,20 +319,35 @@ def test_every_command_deploy_sh_runs_passes_the_real_gcloud_parser(tmp_path) ->
 
 
 def test_a_bad_flag_is_caught(tmp_path) -> None:
-    """The check itself can fail: a typo in a flag or a choice stops at the parser."""
-    errors = _parse_errors(
+    """The check itself can fail: a typo in a flag or a choice stops at the parser, in the same
+    process as valid commands of the same groups; and it agrees with the `gcloud` command run
+    once per command."""
+    commands = [
+        ["gcloud", "functions", "deploy", "f", "--gen2", "--concurrency=8", "--project=p"],
+        ["gcloud", "functions", "deploy", "f", "--gen2", "--concurency=8", "--project=p"],
         [
-            ["gcloud", "functions", "deploy", "f", "--gen2", "--concurency=8", "--project=p"],
-            ["gcloud", "firestore", "databases", "create", "--type=firestore", "--project=p"],
-            ["gcloud", "services", "enable", "run.googleapis.com", "--project=p"],
+            "gcloud",
+            "firestore",
+            "databases",
+            "create",
+            "--type=firestore-native",
+            "--location=nam5",
+            "--project=p",
         ],
-        tmp_path,
-    )
+        ["gcloud", "firestore", "databases", "create", "--type=firestore", "--project=p"],
+        ["gcloud", "services", "enable", "run.googleapis.com", "--project=p"],
+    ]
+    errors = _parse_errors(commands, tmp_path)
     assert sorted(errors) == [
         "gcloud firestore databases create --type=firestore --project=p",
         "gcloud functions deploy f --gen2 --concurency=8 --project=p",
     ]
     assert all("ERROR: (gcloud." in error for error in errors.values())
+    assert "--concurrency" in errors["gcloud functions deploy f --gen2 --concurency=8 --project=p"]
+    one_by_one = _parse_errors_one_by_one(commands, tmp_path)
+    assert sorted(one_by_one) == sorted(errors)
+    for command, error in errors.items():
+        assert error.splitlines()[0] == one_by_one[command].splitlines()[0]
 
 
 def test_project_defaults_to_google_cloud_project_then_gcloud_config(tmp_path) -> None:
