@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "python infra/settings_docs.py"
 ENV_EXAMPLE = ROOT / ".env.example"
 # The file holding the configuration table (between the two marker lines).
-SETTINGS_TABLE = ROOT / "README.md"
+SETTINGS_TABLE = ROOT / "docs" / "configuration.md"
 DEPLOY = ROOT / "infra" / "deploy.sh"
 TABLE_BEGIN, TABLE_END = "<!-- BEGIN settings table -->", "<!-- END settings table -->"
 DEPLOY_BEGIN = f"# BEGIN generated settings ({COMMAND}; declared in function/autotagger/config.py)"
