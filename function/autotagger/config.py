@@ -159,9 +159,10 @@ class Settings:
         "`fp32`, `fp16` (the artifact's fp16-compressed OpenVINO IR: half the bytes to ship and "
         "fetch, weights rounded to fp16, decompressed to fp32 at compile; named `…/fp16`; not the "
         "default: it failed the parity bar, see [From Cloud "
-        "Storage](#from-cloud-storage-the-production-cold-path)) or `int8`, the opt-in fast path: "
+        "Storage](model.md#from-cloud-storage-the-production-cold-path)) or `int8`, the opt-in "
+        "fast path: "
         "dynamic-range int8 VGG16 under LiteRT, TensorFlow never imported (see "
-        "[int8](#int8-fast-path); needs ≥ 99% top-1 agreement first). An int8 artifact in "
+        "[int8](model.md#int8-fast-path); needs ≥ 99% top-1 agreement first). An int8 artifact in "
         "`MODEL_WEIGHTS` is served as int8 whatever this says; other weights are converted at load"
         " (slow, imports TensorFlow)")
     model_max_batch: int = _var("MODEL_MAX_BATCH", 8, check.integer(1, 32), PIPELINE, "pass",
@@ -172,7 +173,8 @@ class Settings:
         "fp32's engine: `openvino` (the artifact's OpenVINO IR; TensorFlow never imported), "
         "`tensorflow` (the SavedModel), or `auto`: OpenVINO when the artifact has an IR and the "
         "`openvino` package is installed, else TensorFlow. Same weights, same labels, same model "
-        "name; which is faster depends on the CPU (see [OpenVINO engine](#openvino-engine))")
+        "name; which is faster depends on the CPU (see [OpenVINO "
+        "engine](model.md#openvino-engine))")
     model_openvino_hint: str = _var(
         "MODEL_OPENVINO_HINT", "latency", check.choice("latency", "throughput"), PIPELINE, "pass",
         "OpenVINO's performance hint: `latency` (one stream on every core; concurrent requests are"
@@ -185,8 +187,8 @@ class Settings:
     model_cache_dir: Path = _var(  # noqa: RUF009 (a default_factory)
         "MODEL_CACHE_DIR", None, check.cache_dir, SERVED, "pass",
         "where a `gs://` artifact's files are fetched to (only the engine's, each checked against "
-        "the manifest's sha256; see [From Cloud Storage](#from-cloud-storage-the-production-cold-"
-        "path)); an absolute path",
+        "the manifest's sha256; see [From Cloud "
+        "Storage](model.md#from-cloud-storage-the-production-cold-path)); an absolute path",
         factory=_system_temp, shown="system temp (in memory on Cloud Functions)", example="")
     download_rendition: bool = _var("DOWNLOAD_RENDITION", True, check.flag, PIPELINE, "pass",
         "`1`: download Cloudinary's derived 224×224 rendition of standard delivery URLs instead of"
@@ -202,7 +204,7 @@ class Settings:
     concept_threshold: float = _var(
         "CONCEPT_THRESHOLD", 0.5, check.number(0.01, 1.0), PIPELINE, "pass",
         "a concept (dog, car, food, …) is stored and written as a tag when the summed probability "
-        "of its ImageNet classes is at least this (0.01–1); see [Concept tags](#concept-tags)")
+        "of its ImageNet classes is at least this (0.01–1); see [Concept tags](concepts.md)")
     webhook_max_age_s: int = _var(
         "WEBHOOK_MAX_AGE_S", 7200, check.integer(1, 7 * 86400), ON_UPLOAD, "pass",
         "oldest signature timestamp accepted (the SDK's default)")
@@ -215,7 +217,7 @@ class Settings:
     max_image_pixels: int = _var(
         "MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS, check.integer(1, 10**9), PIPELINE, "pass",
         "largest width × height, checked from the header before decoding; a full-size decode takes"
-        " up to 4 bytes a pixel (see [Limits](#decode-memory))")
+        " up to 4 bytes a pixel (see [Limits](../README.md#decode-memory))")
     download_timeout_s: float = _var(
         "DOWNLOAD_TIMEOUT_S", 15.0, check.number(0.1, 300.0), PIPELINE, "pass",
         "per download",
@@ -256,7 +258,7 @@ class Settings:
     results_access: str = _var(
         "RESULTS_ACCESS", "private", check.choice(*RESULTS_ACCESS_MODES), PAGE, "deploy.sh",
         "`private`: listing `/api/results` needs the access key (see [Access "
-        "control](#access-control)); `public`: anyone may list",
+        "control](security.md)); `public`: anyone may list",
         shown="`private` (`make run`: `public`)", example="")
     results_token: str | None = _var("RESULTS_TOKEN", None, check.token, PAGE, "secret",
         "the access key, a secret of ≥ 32 visible ASCII characters (never logged, never sent to "
@@ -294,7 +296,7 @@ class Settings:
     webhook_mode: str = _var(
         "WEBHOOK_MODE", "inline", check.choice(*WEBHOOK_MODES), ON_UPLOAD, "pass",
         "`inline`: `on_upload` classifies in the request; `queue`: it publishes to `PUBSUB_TOPIC` "
-        "and answers 202, `on_message` classifies (see [Queue mode](#queue-mode-pubsub))")
+        "and answers 202, `on_message` classifies (see [Queue mode](queue.md))")
     pubsub_topic: str = _var(
         "PUBSUB_TOPIC", "autotagger-uploads", check.topic, PUBLISHERS, "pass",
         "topic of the upload messages (a topic id, not a path)")
@@ -310,12 +312,12 @@ class Settings:
         "NEAR_DUPLICATE_DISTANCE", 0.0012, check.number(0.0, 2.0), PAGE, "pass",
         "cosine distance at or below which `/api/similar` marks a result `near_duplicate: true` "
         "(0–2); measured for the random-weights artifact, measure yours with "
-        "`infra/near_duplicates.py` (see [More like this](#more-like-this))")
+        "`infra/near_duplicates.py` (see [More like this](similar.md))")
     vocabulary_min_examples: int = _var(
         "VOCABULARY_MIN_EXAMPLES", 10, check.integer(2, 1_000_000), CLI, "",
         "`cli.py learn`: images a person's tag must be on to be learned (2–1000000); fewer are "
         "reported \"too few examples\" (see [The account's own "
-        "vocabulary](#the-accounts-own-vocabulary))")
+        "vocabulary](vocabulary.md))")
     vocabulary_precision: float = _var(
         "VOCABULARY_PRECISION", 0.9, check.number(0.5, 0.999), CLI, "",
         "`cli.py learn`: the precision a tag must reach on held-out folds (0.5–0.999); its "
