@@ -13,6 +13,8 @@ import pytest
 from infra import emulators, local, processes
 from infra.local_cloudinary import CloudinaryStandin
 
+pytest_plugins = ["tests.support.memory"]
+
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
 

@@ -1,7 +1,12 @@
 """Unit tests start nothing: the shared fixtures that start an emulator, the local Cloudinary or
-build a model fail here, so a test that needs one belongs in tests/integration."""
+build a model fail here, and so does starting any process, so a test that needs one belongs in
+tests/integration or tests/system."""
 
 from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -30,3 +35,15 @@ def standin() -> None:
 @pytest.fixture(scope="session")
 def model_dir() -> None:
     _refuse("a VGG16 artifact")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_subprocess() -> Iterator[None]:
+    """Nothing here starts a process (an emulator's JVM, Node, a server): it would fail loudly."""
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        _refuse(f"a subprocess ({args!r})")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        yield

@@ -1,0 +1,194 @@
+"""The Firestore contract the pipeline stands on, on every Firestore emulator this machine has
+(gcloud's official one and the npm one, in one session): claims and their outcomes, take-over of
+an expired claim, superseded versions, the claim-guarded writes (transactions), the queries the
+API serves, batched reads and vector search. Everything else in the suite runs once, on the
+emulator `emulator_host` chose."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from google.cloud.firestore_v1.vector import Vector
+
+from autotagger.clients import store
+from autotagger.config import Settings, load_settings
+from autotagger.web.webhook import Upload
+from infra import emulators, processes
+
+
+def _kinds() -> list[str]:
+    return ["official", "npm"] if emulators.gcloud_emulator_available("firestore") else ["npm"]
+
+
+@pytest.fixture(scope="session", params=_kinds())
+def emulator(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(kind, host) of a running emulator of the parameter's kind: the session's own when it is
+    that kind, else one started for this module's tests."""
+    kind: str = request.param
+    if kind == emulators.firestore_emulator_choice():
+        yield kind, request.getfixturevalue("emulator_host")
+        return
+    process, host = (
+        emulators.start_npm_emulator() if kind == "npm" else emulators.start_gcloud_emulator("firestore")
+    )
+    try:
+        yield kind, host
+    finally:
+        processes.stop([process])
+
+
+@pytest.fixture
+def settings(emulator: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings of a fresh collection on the parameter's emulator (the client library reads
+    FIRESTORE_EMULATOR_HOST from the environment)."""
+    host = emulator[1]
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
+    return load_settings(
+        {
+            "FIRESTORE_EMULATOR_HOST": host,
+            "GOOGLE_CLOUD_PROJECT": "demo-autotagger-contract",
+            "FIRESTORE_COLLECTION": f"c{uuid.uuid4().hex[:12]}",
+            "CLAIM_TTL_S": "330",
+        }
+    )
+
+
+def _upload(version: int = 1, asset_id: str = "a1") -> Upload:
+    return Upload(
+        asset_id=asset_id,
+        public_id=f"contract/{asset_id}",
+        version=version,
+        secure_url=f"https://res.cloudinary.com/demo/image/upload/v{version}/{asset_id}.jpg",
+    )
+
+
+def _final(upload: Upload, status: str = "done", **extra: object) -> dict[str, object]:
+    return {
+        "asset_id": upload.asset_id,
+        "public_id": upload.public_id,
+        "version": upload.version,
+        "status": status,
+        "model": "vgg16/test",
+        "tags": ["tabby", "cat"],
+        "labels": ["tabby"],
+        "created_at": store.now(),
+        **extra,
+    }
+
+
+FIELDS = ("asset_id", "public_id", "version", "status", "model", "tags", "labels", "created_at")
+
+
+def test_claim_outcomes_for_each_state_of_the_document(settings: Settings) -> None:
+    first = store.claim(settings, _upload())
+    assert first.state == "claimed" and first.claim_id
+    assert store.holds_claim(settings, "a1", first.claim_id)
+    assert store.claim(settings, _upload()).state == "in_progress"  # a live claim blocks
+    again = store.claim(settings, _upload(), claim_id=first.claim_id)
+    assert again.state == "claimed"  # a redelivery continues its own claim at once
+    assert store.save(settings, _final(_upload()), FIELDS, claim_id=first.claim_id)
+    duplicate = store.claim(settings, _upload())
+    assert duplicate.state == "duplicate" and duplicate.existing is not None
+    assert duplicate.existing["status"] == "done"
+    assert store.claim(settings, _upload(), model="vgg16/other").state == "claimed"
+
+
+def test_a_newer_version_takes_over_and_an_older_one_is_superseded(settings: Settings) -> None:
+    first = store.claim(settings, _upload(version=1))
+    record = _final(_upload(1), created_at=first.created_at)
+    assert first.claim_id and store.save(settings, record, FIELDS, first.claim_id)
+    newer = store.claim(settings, _upload(version=2))
+    assert newer.state == "claimed" and newer.previous_tags == ("tabby", "cat")
+    assert newer.created_at == first.created_at  # the asset's first sight stays
+    assert store.claim(settings, _upload(version=1)).state == "superseded"
+    assert not store.holds_claim(settings, "a1", first.claim_id)
+    stored = store.get(settings, "a1")
+    assert stored is not None and stored["version"] == 2 and stored["status"] == "processing"
+
+
+def test_an_expired_claim_is_taken_over_and_its_writes_are_refused(settings: Settings) -> None:
+    stalled = store.claim(settings, _upload())
+    assert stalled.claim_id
+    store.release(settings, "a1", "transient: test", claim_id=stalled.claim_id)
+    taker = store.claim(settings, _upload())
+    assert taker.state == "claimed" and taker.claim_id != stalled.claim_id
+    assert not store.record_tags(settings, "a1", stalled.claim_id, ["stale"])
+    assert not store.save(settings, _final(_upload(), labels=["stale"]), FIELDS, stalled.claim_id)
+    store.release(settings, "a1", "late", claim_id=stalled.claim_id)  # not the taker's claim
+    assert store.holds_claim(settings, "a1", str(taker.claim_id))
+    assert store.record_tags(settings, "a1", str(taker.claim_id), ["tabby"])
+    assert store.save(settings, _final(_upload()), FIELDS, str(taker.claim_id))
+    stored = store.get(settings, "a1")
+    assert stored is not None
+    assert stored["labels"] == ["tabby"] and stored["claim"] is None and "stale" not in stored["tags"]
+
+
+def test_concurrent_claims_of_one_version_have_one_winner(
+    settings: Settings, emulator: tuple[str, str]
+) -> None:
+    if emulator[0] == "npm":
+        pytest.skip("the npm emulator fakes transactions: concurrent take-overs can both win")
+    # A document exists first, so every claim goes through the take-over transaction.
+    seed = store.claim(settings, _upload(version=1))
+    assert seed.claim_id and store.save(settings, _final(_upload(1)), FIELDS, seed.claim_id)
+    states: list[str] = []
+    start = threading.Barrier(6)
+
+    def contend() -> None:
+        start.wait()
+        states.append(store.claim(settings, _upload(version=2)).state)
+
+    threads = [threading.Thread(target=contend) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(states) == ["claimed"] + ["in_progress"] * 5
+
+
+def test_queries_the_api_serves(settings: Settings) -> None:
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for number in range(5):
+        upload = _upload(asset_id=f"q{number}")
+        tags = ["dog", "animal"] if number % 2 else ["car"]
+        record = _final(upload, tags=tags, labels=tags[:1])
+        record["created_at"] = base + dt.timedelta(minutes=number)
+        assert store.save(settings, record, FIELDS)
+    newest = store.query(settings, None, None, 3)
+    assert [d["asset_id"] for d in newest] == ["q4", "q3", "q2"]
+    assert [d["asset_id"] for d in store.query(settings, "labels", "car", 5)] == []
+    assert [d["asset_id"] for d in store.query(settings, "public_id", "contract/q1", 5)] == ["q1"]
+    assert [d["asset_id"] for d in store.query_tag(settings, "animal", 5)] == ["q3", "q1"]
+    assert [d["asset_id"] for d in store.query_tag(settings, "car", 2)] == ["q4", "q2"]
+    assert set(store.get_many(settings, ["q0", "q3", "q0", "missing"])) == {"q0", "q3"}
+    assert store.get_many(settings, []) == {}
+    assert store.get(settings, "missing") is None
+
+
+def test_vectors_are_stored_and_found_nearest_first(
+    settings: Settings, emulator: tuple[str, str]
+) -> None:
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=8)
+    for number, scale in enumerate((0.0, 0.1, 1.0)):
+        vector = base + scale * rng.normal(size=8)
+        vector /= np.linalg.norm(vector)
+        record = _final(_upload(asset_id=f"v{number}"), embedding=vector.astype(np.float32))
+        assert store.save(settings, record, (*FIELDS, "embedding"))
+    stored = store.get(settings, "v0")
+    assert stored is not None
+    assert isinstance(stored["embedding"], Vector) and len(stored["embedding"]) == 8
+    if emulator[0] == "npm":
+        pytest.skip("the npm emulator stores vectors but has no vector search (no distances from find_nearest)")
+    found = store.nearest(settings, base, 3)
+    assert [d["asset_id"] for d in found] == ["v0", "v1", "v2"]
+    distances = [d["distance"] for d in found]
+    assert distances == sorted(distances) and distances[0] < 0.01
+    only = store.nearest(settings, base, 3, where={"public_id": "contract/v2"})
+    assert [d["asset_id"] for d in only] == ["v2"]
+
