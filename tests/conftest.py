@@ -96,7 +96,7 @@ def base_env(
         "FIRESTORE_COLLECTION": f"t{uuid.uuid4().hex[:12]}",
         "MODEL_WEIGHTS": "random",
         "DOWNLOAD_TIMEOUT_S": "5",
-        # The open listing; private mode's tests (tests/integration/test_access.py) override it.
+        # The open listing; private mode's tests (tests/integration/test_access_*.py) override it.
         "RESULTS_ACCESS": "public",
     }
     for key in list(os.environ):

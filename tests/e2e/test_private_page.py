@@ -210,7 +210,7 @@ def test_signed_upload_needs_the_key_and_the_servers_signature(
     expect(other_tab.locator("#gallery-grid .card-id")).to_have_text([record["public_id"]])
 
     _assert_key_stays_in_the_header(requests, [page, other_tab])
-    # Every byte served is checked in tests/integration/test_access.py.
+    # Every byte served is checked in tests/integration/test_access_signing.py.
     assert standin.api_secret not in page.content()
     harness.assert_clean(allowed_error_urls=(f"{servers.results}/api/sign-upload",))
 

@@ -26,8 +26,8 @@ from autotagger.queue import messages
 from autotagger.web.webhook import upload_from_resource
 from infra import local_pubsub
 from infra.local_cloudinary import CloudinaryStandin
-from tests.integration.test_queue import Server, _pull_all, wait_for
 from tests.support.helpers import image_bytes, notification_from, sign_body
+from tests.support.queue_servers import Server, pull_all, wait_for
 
 PROJECT = "demo-autotagger-crash"
 WAIT_S = 600.0  # bounds on outcomes, generous for a shared machine
@@ -125,7 +125,7 @@ def test_a_crashed_workers_message_is_classified_not_dead_lettered(
             return document if document.get("status") in ("done", "failed") else None
 
         def dead_letters() -> list[Any]:
-            return _pull_all(wiring.dead_letter_subscription, subscriber)
+            return pull_all(wiring.dead_letter_subscription, subscriber)
 
         def outcome() -> Any:
             return final() or dead_letters()
