@@ -3,20 +3,36 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-REQS_HASH := $(shell cat requirements.txt function/requirements.txt pyproject.toml | sha1sum | cut -c1-12)
+# The locks (hashed, every transitive dependency pinned) generated from pyproject.toml's groups:
+# the development one installs here; each function deploys with its role's (docs/deploy.md).
+DEV_LOCK := requirements/dev.txt
+REQS_HASH := $(shell cat $(DEV_LOCK) pyproject.toml | sha1sum | cut -c1-12)
 PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
+PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test test-npm-emulator lint load bench bench-cold bench-video deps clean
+.PHONY: run test test-npm-emulator lint load bench bench-cold bench-video deps lock clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
 $(PY_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PIP) install --require-hashes --no-deps -r $(DEV_LOCK)
+	$(PIP) install --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
+
+# Resolve pyproject.toml's groups into the locks, for the deployed runtime (Linux x86_64, Python
+# 3.11). The development lock first, keeping its current pins where they still fit (edit a pin in
+# pyproject.toml to move it); the others are constrained to it, so what deploys is what was tested.
+COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" pyproject.toml
+
+lock: $(PY_STAMP)
+	$(COMPILE) --all-extras --group build --group dev -o $(DEV_LOCK)
+	$(COMPILE) -c $(DEV_LOCK) -o requirements/serve-results.txt
+	$(COMPILE) -c $(DEV_LOCK) --extra classify --extra tensorflow -o function/requirements.txt
+	$(COMPILE) -c $(DEV_LOCK) --extra classify -o requirements/serve-classify-lite.txt
+	$(COMPILE) -c $(DEV_LOCK) --group build -o requirements/build.txt
 
 $(NODE_STAMP): infra/emulator/package.json infra/emulator/package-lock.json
 	cd infra/emulator && npm ci --no-audit --no-fund --loglevel=error

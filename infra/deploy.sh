@@ -229,10 +229,9 @@ upload_mode="${UPLOAD_MODE:-$([[ "$RESULTS_ACCESS" == public ]] && echo unsigned
 # /tmp and is memory-mapped, so it is counted once). MODEL_ENGINE=tensorflow ships the SavedModel
 # half only (4Gi). Unset/auto: the whole artifact, 4Gi, the function picks (OpenVINO when the
 # IR is there). WITHOUT_TENSORFLOW=1 (MODEL_ENGINE=openvino or MODEL_PRECISION=int8|fp16)
-# deploys on_upload from a copy of function/ whose requirements.txt has no tensorflow-cpu: a
-# smaller image and a faster build; TensorFlow stays in the repo for building artifacts.
+# deploys on_upload with the lock that has no TensorFlow (requirements/serve-classify-lite.txt):
+# a smaller image and a faster build; TensorFlow stays in the repo for building artifacts.
 MODEL_ENGINE="${MODEL_ENGINE:-}"
-ON_UPLOAD_SOURCE="$ROOT/function"
 MODEL_SYNC_FLAGS=()
 case "$MODEL_ENGINE" in
   "" | auto) ON_UPLOAD_MEMORY="${ON_UPLOAD_MEMORY:-4Gi}" ;;
@@ -257,15 +256,29 @@ esac
 [[ "$ON_UPLOAD_MEMORY" =~ ^[1-9][0-9]*(Mi|Gi)$ ]] || die "ON_UPLOAD_MEMORY must look like 2Gi"
 [[ -z "${MODEL_OPENVINO_HINT:-}" || "$MODEL_OPENVINO_HINT" =~ ^(latency|throughput)$ ]] ||
   die "MODEL_OPENVINO_HINT must be latency or throughput"
+# --- sources: each function with its role's lock ----------------------------------------------
+# Cloud Functions installs the requirements.txt of the deployed source. function/requirements.txt
+# is the lock of the functions that classify (on_upload, on_message: the engines); results, which
+# loads no engine, deploys from a copy of function/ whose requirements.txt is its own lock. The
+# locks are generated from pyproject.toml by `make lock` (docs/deploy.md); .gcloudignore keeps
+# the CLI and the build leftovers out of every upload.
+STAGING="$(mktemp -d)"
+trap 'rm -rf "$STAGING"' EXIT
+# Copy function/ to $STAGING/$1 with requirements/$2 as its requirements.txt.
+stage_source() {
+  [[ -f "$ROOT/requirements/$2" ]] || die "requirements/$2 is missing: run make lock"
+  cp -R "$ROOT/function" "$STAGING/$1"
+  cp "$ROOT/requirements/$2" "$STAGING/$1/requirements.txt"
+}
+CLASSIFY_SOURCE="$ROOT/function"
+ON_UPLOAD_SOURCE="$CLASSIFY_SOURCE"
+stage_source results serve-results.txt
+RESULTS_SOURCE="$STAGING/results"
 if [[ "${WITHOUT_TENSORFLOW:-}" == 1 ]]; then
   [[ "$MODEL_ENGINE" == openvino || "${MODEL_PRECISION:-}" =~ ^(int8|fp16)$ ]] ||
     die "WITHOUT_TENSORFLOW=1 needs MODEL_ENGINE=openvino or MODEL_PRECISION=int8|fp16"
-  staging="$(mktemp -d)"
-  trap 'rm -rf "$staging"' EXIT
-  ON_UPLOAD_SOURCE="$staging/function"
-  cp -R "$ROOT/function" "$ON_UPLOAD_SOURCE"
-  rm -rf "$ON_UPLOAD_SOURCE/__pycache__" "$ON_UPLOAD_SOURCE/autotagger/__pycache__"
-  grep -v '^tensorflow-cpu==' "$ROOT/function/requirements.txt" >"$ON_UPLOAD_SOURCE/requirements.txt"
+  stage_source on_upload serve-classify-lite.txt
+  ON_UPLOAD_SOURCE="$STAGING/on_upload"
   echo "on_upload without tensorflow-cpu: deployed from $ON_UPLOAD_SOURCE"
 fi
 
@@ -546,7 +559,7 @@ results_env="$common_env|CLOUDINARY_UPLOAD_PRESET=$UPLOAD_PRESET|TAG_PREFIX=${TA
 results_env+="|ON_UPLOAD_URL=${webhook_url:-https://<$ON_UPLOAD_NAME URL>}"
 results_env+="$(passed "${RESULTS_SETTINGS[@]}")"
 run gcloud functions deploy "$RESULTS_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
-  --runtime=python311 --source="$ROOT/function" --entry-point=results --trigger-http \
+  --runtime=python311 --source="$RESULTS_SOURCE" --entry-point=results --trigger-http \
   --allow-unauthenticated --service-account="$RESULTS_SA" --memory=512Mi --timeout=30s \
   --max-instances="$MAX_INSTANCES" \
   --set-secrets="CLOUDINARY_URL=$SECRET_NAME:latest$token_secret" \
@@ -565,7 +578,7 @@ fi
 # WORKER_MAX_INSTANCES x 2 vCPU x 4 GiB billed while a backlog drains (README, "Queue mode").
 step "function $ON_MESSAGE_NAME (entry point on_message, trigger topic $PUBSUB_TOPIC)"
 run gcloud functions deploy "$ON_MESSAGE_NAME" --gen2 --region="$REGION" --project="$PROJECT" \
-  --runtime=python311 --source="$ROOT/function" --entry-point=on_message \
+  --runtime=python311 --source="$CLASSIFY_SOURCE" --entry-point=on_message \
   --trigger-topic="$PUBSUB_TOPIC" --retry --trigger-service-account="$TRIGGER_SA" \
   --no-allow-unauthenticated --service-account="$WORKER_SA" --memory=4Gi --cpu=2 \
   --concurrency="$CONCURRENCY" --timeout="${WORKER_TIMEOUT_S}s" \

@@ -23,8 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
-from tests.system.test_infra import DEPLOY, FAKE_GCLOUD, _deploy
+from tests.support.gcloudignore import uploaded
+from tests.system.test_infra import DEPLOY, FAKE_GCLOUD, ROOT, _deploy
 
 GCLOUD = shutil.which("gcloud")
 NO_ACCOUNT = "You do not currently have an active account selected"
@@ -365,3 +367,93 @@ def test_project_defaults_to_google_cloud_project_then_gcloud_config(tmp_path) -
     assert nothing.returncode == 2
     assert "PROJECT is not set" in nothing.stderr
     assert nothing.stdout == ""
+
+
+# -- what each function uploads and installs -----------------------------------------------------
+
+ENGINES = {"tensorflow", "tensorflow-cpu", "keras", "openvino", "ai-edge-litert", "tflite-runtime"}
+# Before the recording fake gcloud: a copy of each deployed function's --source, as uploaded.
+_KEEP_SOURCES = r"""
+import os, pathlib, shutil, sys
+_args = sys.argv[1:]
+if _args[:2] == ["functions", "deploy"]:
+    _source = next(a.split("=", 1)[1] for a in _args if a.startswith("--source="))
+    _copy = pathlib.Path(os.environ["FAKE_GCLOUD_STATE"]) / "sources" / _args[2]
+    shutil.rmtree(_copy, ignore_errors=True)
+    shutil.copytree(_source, _copy)
+"""
+
+
+def _deployed_sources(tmp_path: Path, **env: str) -> dict[str, Path]:
+    """A real run of deploy.sh against the fake gcloud: function name -> its uploaded source."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    fake = bin_dir / "gcloud"
+    fake.write_text(f"#!{sys.executable}\n{_KEEP_SOURCES}\n{FAKE_GCLOUD}")
+    fake.chmod(0o755)
+    state = tmp_path / "state"
+    state.mkdir()
+    path = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_GCLOUD_STATE": str(state)}
+    done = _deploy(tmp_path, **path, **env)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return {source.name: source for source in (state / "sources").iterdir()}
+
+
+def _pinned(requirements: Path) -> set[str]:
+    names = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==", requirements.read_text(), re.M)
+    return {canonicalize_name(name) for name in names}
+
+
+def test_each_function_installs_its_role_s_lock(tmp_path) -> None:
+    sources = _deployed_sources(tmp_path / "default")
+    assert sorted(sources) == [
+        "autotagger-on-message",
+        "autotagger-on-upload",
+        "autotagger-results",
+    ]
+    results = sources["autotagger-results"] / "requirements.txt"
+    assert results.read_bytes() == (ROOT / "requirements" / "serve-results.txt").read_bytes()
+    assert _pinned(results) & ENGINES == set()
+    assert {"functions-framework", "google-cloud-firestore", "cloudinary"} <= _pinned(results)
+    for name in ("autotagger-on-upload", "autotagger-on-message"):
+        classify = sources[name] / "requirements.txt"
+        assert classify.read_bytes() == (ROOT / "function" / "requirements.txt").read_bytes()
+        assert {"tensorflow-cpu", "keras", "openvino", "ai-edge-litert"} <= _pinned(classify)
+        assert "--hash=sha256:" in classify.read_text()
+
+    lite = _deployed_sources(tmp_path / "lite", WITHOUT_TENSORFLOW="1", MODEL_PRECISION="int8")
+    on_upload = _pinned(lite["autotagger-on-upload"] / "requirements.txt")
+    assert {"openvino", "ai-edge-litert"} <= on_upload
+    assert on_upload & {"tensorflow", "tensorflow-cpu", "keras"} == set()
+    assert "tensorflow-cpu" in _pinned(lite["autotagger-on-message"] / "requirements.txt")
+    assert _pinned(lite["autotagger-results"] / "requirements.txt") & ENGINES == set()
+
+
+def _gcloud_uploads(source: Path, tmp_path: Path) -> set[str]:
+    """What the installed gcloud would upload from `source` (.gcloudignore applied)."""
+    done = subprocess.run(
+        [GCLOUD or "gcloud", "meta", "list-files-for-upload", str(source)],
+        env=_gcloud_env(_config_dir(tmp_path)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_gcloud_uploads_no_cli_and_reads_gcloudignore_as_the_unit_tests_do(tmp_path) -> None:
+    staged = _deployed_sources(tmp_path)["autotagger-results"]
+    # leftovers of a local run or an install, as a copy of a checkout may carry
+    (staged / "__pycache__").mkdir(exist_ok=True)
+    (staged / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"")
+    (staged / "autotagger.egg-info").mkdir()
+    (staged / "autotagger.egg-info" / "PKG-INFO").write_text("Name: autotagger\n")
+    for source in (ROOT / "function", staged):
+        files = _gcloud_uploads(source, tmp_path)
+        assert files == uploaded(source), source
+        assert {"main.py", "requirements.txt", "autotagger/pipeline.py"} <= files
+        assert "autotagger/model/engines.py" in files and "web/index.html" in files
+        assert not [f for f in files if f == "cli.py" or f.startswith("autotagger/cli/")]
+        assert not [f for f in files if "__pycache__" in f or "egg-info" in f]
