@@ -11,7 +11,7 @@ PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test test-npm-emulator lint load bench bench-cold bench-video deps lock clean
+.PHONY: run test lint load bench bench-cold bench-video deps lock clean
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
@@ -48,12 +48,6 @@ lint: deps
 
 test: lint
 	$(PY) -m pytest
-	@$(MAKE) --no-print-directory test-npm-emulator
-
-# The Firestore-facing tests (marker `firestore`) again on the npm emulator, the fallback where
-# gcloud's official one is not installed, so both stay supported.
-test-npm-emulator: deps
-	FIRESTORE_EMULATOR=npm FIRESTORE_EMULATOR_HOST= $(PY) -m pytest -q -m firestore --ignore=tests/e2e
 
 load: deps
 	$(PY) -m tests.support.load

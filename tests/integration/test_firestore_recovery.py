@@ -12,10 +12,6 @@ import pytest
 from infra import emulators, processes
 from tests.support.helpers import image_bytes, notification_from, sign_body
 
-# The Firestore contract (claims, take-over, superseded, transactions, queries): `make test`
-# runs this module on both emulators (gcloud's official one, then the npm one).
-pytestmark = pytest.mark.firestore
-
 OUTAGE_DELIVERIES = 4  # Cloudinary's redeliveries (and other uploads) while Firestore is down
 WAIT_S = 120
 

@@ -11,10 +11,6 @@ from autotagger import model
 from infra.local_cloudinary import CloudinaryStandin
 from tests.support.helpers import image_bytes, load_payload, notification_from, sign_body
 
-# The Firestore contract (claims, take-over, superseded, transactions, queries): `make test`
-# runs this module on both emulators (gcloud's official one, then the npm one).
-pytestmark = pytest.mark.firestore
-
 
 def _post(client, body: bytes, headers: dict[str, str]):
     return client.post("/", data=body, headers=headers)

@@ -13,9 +13,7 @@ from autotagger import model
 from infra.local_cloudinary import CloudinaryStandin
 from tests.support.helpers import image_bytes, notification_from, sign_body
 
-# The Firestore contract (claims, take-over, superseded, transactions, queries): `make test`
-# runs this module on both emulators (gcloud's official one, then the npm one).
-pytestmark = [pytest.mark.firestore, pytest.mark.usefixtures("real_model_env")]
+pytestmark = pytest.mark.usefixtures("real_model_env")
 
 
 def _deliver(client, standin: CloudinaryStandin, resource: dict, **fields):

@@ -9,10 +9,6 @@ from google.cloud import firestore
 
 from tests.support.helpers import image_bytes, notification_from, sign_body
 
-# The Firestore contract (claims, take-over, superseded, transactions, queries): `make test`
-# runs this module on both emulators (gcloud's official one, then the npm one).
-pytestmark = pytest.mark.firestore
-
 
 @pytest.fixture
 def seeded(base_env: dict[str, str]) -> list[dict]:

@@ -15,10 +15,6 @@ from google.cloud import firestore
 from autotagger.clients import cloudinary_client
 from tests.support.helpers import image_bytes, notification_from, sign_body
 
-# The Firestore contract (claims, take-over, superseded, transactions, queries): `make test`
-# runs this module on both emulators (gcloud's official one, then the npm one).
-pytestmark = pytest.mark.firestore
-
 WAIT_S = 120  # bounds on outcomes, generous for a shared machine
 
 

@@ -7,9 +7,11 @@ emulator `emulator_host` chose."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,9 +35,11 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     if kind == emulators.firestore_emulator_choice():
         yield kind, request.getfixturevalue("emulator_host")
         return
-    process, host = (
-        emulators.start_npm_emulator() if kind == "npm" else emulators.start_gcloud_emulator("firestore")
-    )
+    process: subprocess.Popen[Any]
+    if kind == "npm":
+        process, host = emulators.start_npm_emulator()
+    else:
+        process, host = emulators.start_gcloud_emulator("firestore")
     try:
         yield kind, host
     finally:
@@ -125,7 +129,8 @@ def test_an_expired_claim_is_taken_over_and_its_writes_are_refused(settings: Set
     assert store.save(settings, _final(_upload()), FIELDS, str(taker.claim_id))
     stored = store.get(settings, "a1")
     assert stored is not None
-    assert stored["labels"] == ["tabby"] and stored["claim"] is None and "stale" not in stored["tags"]
+    assert stored["labels"] == ["tabby"] and stored["claim"] is None
+    assert "stale" not in stored["tags"]
 
 
 def test_concurrent_claims_of_one_version_have_one_winner(
@@ -152,7 +157,7 @@ def test_concurrent_claims_of_one_version_have_one_winner(
 
 
 def test_queries_the_api_serves(settings: Settings) -> None:
-    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for number in range(5):
         upload = _upload(asset_id=f"q{number}")
         tags = ["dog", "animal"] if number % 2 else ["car"]
@@ -184,11 +189,10 @@ def test_vectors_are_stored_and_found_nearest_first(
     assert stored is not None
     assert isinstance(stored["embedding"], Vector) and len(stored["embedding"]) == 8
     if emulator[0] == "npm":
-        pytest.skip("the npm emulator stores vectors but has no vector search (no distances from find_nearest)")
+        pytest.skip("the npm emulator stores vectors but has no vector search (no distances)")
     found = store.nearest(settings, base, 3)
     assert [d["asset_id"] for d in found] == ["v0", "v1", "v2"]
     distances = [d["distance"] for d in found]
     assert distances == sorted(distances) and distances[0] < 0.01
     only = store.nearest(settings, base, 3, where={"public_id": "contract/v2"})
     assert [d["asset_id"] for d in only] == ["v2"]
-
