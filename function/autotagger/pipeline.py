@@ -7,48 +7,23 @@ classification in place of the image's.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from autotagger import concepts, embeddings, logs, model, tagging, vocabulary
+from autotagger import concepts, domain, embeddings, logs, model, tagging, vocabulary
 from autotagger.clients import cloudinary_client, store
+from autotagger.clients.store import ClaimState, Saved
 from autotagger.config import Settings
+from autotagger.domain import Status, Upload
 from autotagger.errors import AutotaggerError, ImageError, InProgress, UpstreamError
 from autotagger.logs import Timings
 from autotagger.media import imaging, video
-from autotagger.web.webhook import Upload
 
-PUBLIC_FIELDS = (
-    "asset_id",
-    "public_id",
-    "version",
-    "secure_url",
-    "status",
-    "label",
-    "score",
-    "predictions",
-    "tags",
-    "model",
-    "timings",
-    "error",
-    "created_at",
-    "updated_at",
-    # videos (resource_type is set on every document)
-    "resource_type",
-    "type",  # the delivery type: upload, private, authenticated
-    "duration",
-    "frames",
-    # concept tags (autotagger/concepts.py) and the vocabulary's version
-    "concepts",
-    "concept_vocabulary",
-    # the account's learned vocabulary: {version, tags: [{tag, score}]}
-    "vocabulary",
-)
-# Stored, never served by the JSON API: the descriptor "more like this" searches on.
-STORED_FIELDS = (*PUBLIC_FIELDS, store.EMBEDDING_FIELD)
+# The document's fields (the stored format: `autotagger.domain.record`), re-exported.
+PUBLIC_FIELDS = domain.PUBLIC_FIELDS
+STORED_FIELDS = domain.STORED_FIELDS
 
 
 # Download + decode run here while the request thread makes the claim (both mostly wait on the
@@ -56,21 +31,7 @@ STORED_FIELDS = (*PUBLIC_FIELDS, store.EMBEDDING_FIELD)
 _prefetch = ThreadPoolExecutor(max_workers=32, thread_name_prefix="prefetch")
 
 
-def to_public(record: dict[str, Any]) -> dict[str, Any]:
-    """The JSON view of a stored document: known, non-null fields; timestamps as ISO 8601.
-    The embedding itself never; a `done` document says whether it has one (`has_embedding`:
-    whether `/api/similar` can answer for it)."""
-    out: dict[str, Any] = {}
-    for key in PUBLIC_FIELDS:
-        value = record.get(key)
-        if value is None:
-            continue
-        if isinstance(value, dt.datetime):
-            value = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        out[key] = value
-    if record.get("status") == "done":
-        out["has_embedding"] = record.get(store.EMBEDDING_FIELD) is not None
-    return out
+to_public = domain.to_public
 
 
 def _fetch(upload: Upload, settings: Settings, timings: Timings) -> np.ndarray:
@@ -130,14 +91,14 @@ def process_upload(
             claim_id=delivery_id,
             missing_embedding=refresh_embedding,
         )
-    if claim.state == "duplicate":
+    if claim.state is ClaimState.DUPLICATE:
         logs.info("duplicate delivery: already classified", asset_id=upload.asset_id)
         return {**to_public(claim.existing or {}), "duplicate": True}
-    if claim.state == "superseded":
+    if claim.state is ClaimState.SUPERSEDED:
         current = (claim.existing or {}).get("version")
         logs.info("older version ignored", asset_id=upload.asset_id, version=upload.version)
         return {"status": "ignored", "reason": f"version {upload.version} superseded by {current}"}
-    if claim.state == "in_progress":
+    if claim.state is ClaimState.IN_PROGRESS:
         raise InProgress(f"asset {upload.asset_id} version {upload.version} is being classified")
 
     base = {
@@ -168,12 +129,12 @@ def process_upload(
         except Exception as exc:
             _release(settings, upload.asset_id, exc, claim.claim_id)
             raise
-    if not saved:
-        if record["status"] == "done":
+    if saved is Saved.CLAIM_LOST:
+        if record["status"] is Status.DONE:
             _withdraw_tags(settings, upload, record["tags"])
         return _claim_lost(upload, "before the final write")
     logs.log(
-        "INFO" if record["status"] == "done" else "WARNING",
+        "INFO" if record["status"] is Status.DONE else "WARNING",
         f"classified: {record['status']}",
         asset_id=upload.asset_id,
         public_id=upload.public_id,
@@ -205,10 +166,10 @@ def _tag(
             result = _classify(upload, settings, timings, fetched)
     except ImageError as exc:
         _remove_our_tags(settings, upload, claim)
-        return {**base, "status": "failed", "error": exc.reason, "tags": []}
+        return {**base, "status": Status.FAILED, "error": exc.reason, "tags": []}
     result = vocabulary.with_learned_tags(settings, result, upload.tags)
     tags = list(result["tags"])
-    if not store.record_tags(settings, upload.asset_id, claim.claim_id or "", tags):
+    if not store.record_tags(settings, upload.asset_id, claim.claim_id, tags):
         raise _ClaimLost("before the tag write")
     try:
         with timings.stage("tags"):
@@ -220,8 +181,8 @@ def _tag(
                 delivery_type=upload.type,
             )
     except ImageError as exc:  # the asset vanished before the tag write
-        return {**base, "status": "failed", "error": exc.reason, "tags": []}
-    return {**base, "status": "done", **result}
+        return {**base, "status": Status.FAILED, "error": exc.reason, "tags": []}
+    return {**base, "status": Status.DONE, **result}
 
 
 def _remove_our_tags(settings: Settings, upload: Upload, claim: store.Claim) -> None:
@@ -229,7 +190,7 @@ def _remove_our_tags(settings: Settings, upload: Upload, claim: store.Claim) -> 
     tags stay). Raises _ClaimLost (nothing removed) when another delivery took over."""
     if not claim.previous_tags:
         return
-    if not store.holds_claim(settings, upload.asset_id, claim.claim_id or ""):
+    if not store.holds_claim(settings, upload.asset_id, claim.claim_id):
         raise _ClaimLost("before removing the previous tags")
     with contextlib.suppress(ImageError):  # the asset is gone, and our tags with it
         cloudinary_client.write_tags(
@@ -283,7 +244,7 @@ def _claim_lost(upload: Upload, when: str) -> dict[str, Any]:
     return {"status": "ignored", "reason": f"claim lost {when}: another delivery took over"}
 
 
-def _release(settings: Settings, asset_id: str, exc: BaseException, claim_id: str | None) -> None:
+def _release(settings: Settings, asset_id: str, exc: BaseException, claim_id: str) -> None:
     try:
         store.release(settings, asset_id, f"transient: {exc}", claim_id)
     except Exception as release_exc:  # the claim then expires after CLAIM_TTL_S

@@ -22,6 +22,7 @@ from google.cloud import firestore
 from autotagger import logs, vocabulary, vocabulary_store
 from autotagger.clients import cloudinary_client, store
 from autotagger.config import Settings
+from autotagger.domain import Status, status_of
 from autotagger.vocabulary_store import Vocabulary
 
 FIELDS = (
@@ -66,7 +67,7 @@ def plan(
     """The change re-scoring makes to `document`, or why it is skipped (a short reason).
     `present`: the asset's tags on Cloudinary; those not recorded as ours are people's, and a
     learned tag a person already put there is neither written nor recorded."""
-    if document.get("status") != "done":
+    if status_of(document) is not Status.DONE:
         return "not done"
     embedding = vocabulary_store.embedding_of(document)
     if embedding is None:
@@ -97,7 +98,7 @@ def stream(settings: Settings) -> Iterator[Any]:
     """Every `done` document's snapshot, only the fields re-scoring needs."""
     query = (
         store.collection(settings)
-        .where(filter=firestore.FieldFilter("status", "==", "done"))
+        .where(filter=firestore.FieldFilter("status", "==", Status.DONE.value))
         .select(list(FIELDS))
     )
     yield from query.stream(**store.NO_RETRY)

@@ -9,7 +9,7 @@ official one: the npm one has no vector search) and the Cloudinary stand-in:
 - forward: the fp32 artifact's OpenVINO model with both outputs vs the same IR pruned to the
   probabilities alone (the embedding's global average pool + L2 normalisation removed),
   alternated, batch 1, median;
-- store: the final document write (`store.save`) with and without the 512-number Vector,
+- store: the final write of a claimed document (`store.save`) with and without the Vector,
   alternated, median;
 - warm end to end: `pipeline.process_upload` of fresh uploads (download from the stand-in,
   claim, forward, tag write, document), alternating the two models (the labels-only one stores
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from autotagger import config, model, pipeline
+from autotagger import config, domain, model, pipeline
 from autotagger.clients import cloudinary_client, store
 from autotagger.media import imaging
 from autotagger.model import engines
@@ -112,8 +112,12 @@ def _store(settings: config.Settings, runs: int) -> dict[str, float]:
     }
 
     def save(embedding: np.ndarray | None) -> float:
-        record = {**base, "asset_id": uuid.uuid4().hex, "embedding": embedding}
-        return _timed(lambda: store.save(settings, record, pipeline.STORED_FIELDS))
+        """The timed final write of a claimed document (claimed first, untimed)."""
+        asset_id = uuid.uuid4().hex
+        upload = domain.Upload(asset_id, f"bench/{asset_id}", 1, f"https://bench/{asset_id}.jpg")
+        claim = store.claim(settings, upload)
+        record = {**base, "asset_id": asset_id, "version": 1, "embedding": embedding}
+        return _timed(lambda: store.save(settings, record, pipeline.STORED_FIELDS, claim.claim_id))
 
     for _ in range(3):
         save(vector)

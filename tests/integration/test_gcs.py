@@ -15,6 +15,7 @@ import pytest
 
 from autotagger import model
 from autotagger.clients import gcs
+from autotagger.domain import Manifest
 from autotagger.model import build
 from infra import local_gcs
 
@@ -72,7 +73,7 @@ def _put(emulator: local_gcs.LocalGcs, tmp_path: Path, prefix: str) -> tuple[Pat
     return source, emulator.put_artifact(source, "models", prefix)
 
 
-def _openvino(manifest: dict) -> list[str]:
+def _openvino(manifest: Manifest) -> list[str]:
     return model.artifact_files(manifest, "fp32", "openvino")
 
 
@@ -169,9 +170,8 @@ def test_artifact_files_per_engine(model_dir: Path) -> None:
     for path, entry in manifest["files"].items():  # what build_model.py recorded is the truth
         if entry["bytes"] < 1 << 20:
             assert hashlib.sha256((model_dir / path).read_bytes()).hexdigest() == entry["sha256"]
-    assert model.artifact_files({"format": "tflite", "path": "model.tflite"}, "int8", "auto") == [
-        "model.tflite"
-    ]
+    tflite = {"name": "vgg16/int8", "format": "tflite", "path": "model.tflite"}
+    assert model.artifact_files(tflite, "int8", "auto") == ["model.tflite"]
     with pytest.raises(ValueError, match="not with MODEL_ENGINE=tensorflow"):
         model.artifact_files(manifest, "fp16", "tensorflow")
 

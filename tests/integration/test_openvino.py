@@ -54,8 +54,8 @@ def test_engine_settings(tmp_path: Path) -> None:
 
 
 def test_choose_engine() -> None:
-    with_ir = {"path": "saved_model", "weights": {}, "openvino": {"xml": "openvino/model.xml"}}
-    old = {"path": "saved_model", "weights": {}}
+    old = {"name": "vgg16/t", "format": "saved_model", "path": "saved_model"}
+    with_ir = {**old, "openvino": {"xml": "openvino/model.xml", "bin": "openvino/model.bin"}}
     assert model.choose_engine(with_ir, "auto") == "openvino"
     assert model.choose_engine(with_ir, "tensorflow") == "tensorflow"
     assert model.choose_engine(old, "auto") == "tensorflow"
@@ -69,7 +69,13 @@ def test_auto_falls_back_to_tensorflow_without_the_package(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(artifact, "openvino_available", lambda: False)
-    assert model.choose_engine({"path": "saved_model", "openvino": {}}, "auto") == "tensorflow"
+    with_ir = {
+        "name": "vgg16/t",
+        "format": "saved_model",
+        "path": "saved_model",
+        "openvino": {"xml": "openvino/model.xml", "bin": "openvino/model.bin"},
+    }
+    assert model.choose_engine(with_ir, "auto") == "tensorflow"
 
 
 # -- the artifact ---------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ of cold start.
 from __future__ import annotations
 
 import hashlib
-import json
 import mmap
 import os
 import tempfile
@@ -31,15 +30,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from autotagger import config, logs
+from autotagger.domain import MANIFEST, FileEntry, Manifest, ManifestError
 
-MANIFEST = "manifest.json"
 CHUNK_BYTES = 16 * 1024 * 1024
 WORKERS = 8  # ranged reads in flight, each on its own pooled connection
 WINDOW = 2 * WORKERS  # chunks read ahead of the hash, at most (bounds the memory held)
@@ -140,13 +138,13 @@ def _read_into(url: str, mapped: mmap.mmap, start: int, length: int, size: int) 
 def _fetch_file(
     bucket: str,
     object_name: str,
-    entry: dict[str, Any],
+    entry: FileEntry,
     destination: Path,
     pool: ThreadPoolExecutor,
 ) -> None:
     """One file: ranged reads in parallel into a memory map of a staging file, hashed in order;
     renamed into `destination` only when its size and sha256 match `entry`."""
-    size, expected = int(entry["bytes"]), str(entry["sha256"])
+    size, expected = entry.bytes, entry.sha256
     uri, url = f"gs://{bucket}/{object_name}", _media_url(bucket, object_name)
     destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor, staging = tempfile.mkstemp(
@@ -200,7 +198,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def fetch(
-    uri: str, needed: Callable[[dict[str, Any]], list[str]], cache_dir: Path | None = None
+    uri: str, needed: Callable[[Manifest], list[str]], cache_dir: Path | None = None
 ) -> Fetched:
     """The artifact at `uri` in `cache_dir` (default MODEL_CACHE_DIR), holding its manifest and
     the files `needed(manifest)` names (every one verified); files already cached are not read
@@ -219,11 +217,11 @@ def fetch(
             "MODEL_WEIGHTS=gs://… must be an artifact folder written by infra/build_model.py"
         ) from exc
     try:
-        manifest = json.loads(raw)
-    except ValueError as exc:
-        raise ArtifactError(f"{uri}/{MANIFEST} is not JSON") from exc
-    files = manifest.get("files")
-    if not isinstance(files, dict):
+        manifest = Manifest.loads(raw, f"{uri}/{MANIFEST}")
+    except ManifestError as exc:
+        raise ArtifactError(str(exc)) from exc
+    files = manifest.files
+    if files is None:
         raise ArtifactError(
             f"{uri}/{MANIFEST} records no sha256 per file (`files`): an older artifact; rebuild "
             "it with infra/build_model.py (nothing is served unverified)"
@@ -240,7 +238,7 @@ def fetch(
         for path in missing:
             _fetch_file(bucket, f"{prefix}/{path}", files[path], target / path, pool)
     _write_private(target / MANIFEST, raw)  # last: what the loader reads
-    read = sum(int(files[path]["bytes"]) for path in missing) + len(raw)
+    read = sum(files[path].bytes for path in missing) + len(raw)
     fetched = Fetched(target, tuple(missing), read, time.perf_counter() - started)
     logs.info(
         "model fetched",

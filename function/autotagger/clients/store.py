@@ -17,6 +17,7 @@ absent ones: correct on Firestore, and on emulators whose `set()` merges.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import threading
 import uuid
 from collections.abc import Callable
@@ -31,17 +32,21 @@ from google.cloud.firestore_v1.vector import Vector
 
 from autotagger import logs
 from autotagger.config import Settings
+from autotagger.domain import (
+    EMBEDDING_FIELD,
+    Status,
+    Upload,
+    is_final,
+    is_live_claim,
+    is_superseded,
+)
 from autotagger.retry import GOOGLE_TRANSIENT, with_retries
-from autotagger.web.webhook import Upload
 
 CALL_TIMEOUT_S = 10.0
 # Our own bounded retry (`_call`) is the only one: the client's default would retry each call
 # for up to 60 s, so an outage would hold a request for minutes.
 NO_RETRY: dict[str, Any] = {"retry": None, "timeout": CALL_TIMEOUT_S}
-FINAL_STATUSES = ("done", "failed")
-# The top-level vector field (the emulator mishandles nested ones) and the field `nearest`
-# writes each result's cosine distance into.
-EMBEDDING_FIELD = "embedding"
+# The field `nearest` writes each result's cosine distance into.
 DISTANCE_FIELD = "distance"
 _TRANSIENT = (
     *GOOGLE_TRANSIENT,
@@ -123,19 +128,40 @@ def collection(
     return (db or client(settings)).collection(settings.firestore_collection)
 
 
+class ClaimState(enum.StrEnum):
+    """What claiming (asset_id, version) found."""
+
+    CLAIMED = "claimed"  # ours: classify
+    DUPLICATE = "duplicate"  # already final for this version
+    IN_PROGRESS = "in_progress"  # another delivery holds a live claim
+    SUPERSEDED = "superseded"  # a newer version is stored
+
+
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of claiming (asset_id, version).
+    """The outcome of claiming (asset_id, version). CLAIMED: `claim_id` is ours, `created_at`
+    the document's, `previous_tags` ours still on the asset; otherwise `existing` is the stored
+    document that refused the claim."""
 
-    `state` is `claimed` (we classify), `duplicate` (already final for this version),
-    `in_progress` (another delivery holds a live claim) or `superseded` (a newer version exists).
-    """
-
-    state: str
-    claim_id: str | None = None
+    state: ClaimState
+    claim_id: str = ""
     existing: dict[str, Any] | None = None
     created_at: dt.datetime | None = None
     previous_tags: tuple[str, ...] = ()
+
+
+class Saved(enum.StrEnum):
+    """The outcome of the final write."""
+
+    WRITTEN = "written"
+    CLAIM_LOST = "claim_lost"  # another delivery took over: nothing written
+
+
+class Released(enum.StrEnum):
+    """The outcome of releasing a claim."""
+
+    RELEASED = "released"
+    NOT_HELD = "not_held"  # another delivery's claim by now (or no document): left alone
 
 
 def _claim_document(
@@ -146,19 +172,12 @@ def _claim_document(
         "public_id": upload.public_id,
         "version": upload.version,
         "secure_url": upload.secure_url,
-        "status": "processing",
+        "status": Status.PROCESSING.value,
         "claim": {"id": claim_id, "expires_at": at + dt.timedelta(seconds=ttl_s)},
         "tags": list(tags),  # ours, still on the asset until this claim's outcome replaces them
         "created_at": at,
         "updated_at": at,
     }
-
-
-def is_live_claim(current: dict[str, Any], at: dt.datetime) -> bool:
-    """A `processing` document whose claim has not expired at `at`."""
-    expires = (current.get("claim") or {}).get("expires_at")
-    live = isinstance(expires, dt.datetime) and expires > at
-    return current.get("status") == "processing" and live
 
 
 def _decide(
@@ -172,20 +191,12 @@ def _decide(
 
     `model` (re-classification): a `done` document made by another model is taken over.
     `missing_embedding` (backfill): so is a `done` document without an embedding."""
-    version = int(current.get("version") or 0)
-    if version > upload.version:
-        return Claim("superseded", existing=current)
-    if version == upload.version:
-        status = current.get("status")
-        stale_model = model is not None and status == "done" and current.get("model") != model
-        stale_model = stale_model or (
-            missing_embedding and status == "done" and current.get(EMBEDDING_FIELD) is None
-        )
-        if status in FINAL_STATUSES and not stale_model:
-            return Claim("duplicate", existing=current)
-        expires = (current.get("claim") or {}).get("expires_at")
-        if status == "processing" and isinstance(expires, dt.datetime) and expires > at:
-            return Claim("in_progress", existing=current)
+    if is_superseded(current, upload.version):
+        return Claim(ClaimState.SUPERSEDED, existing=current)
+    if is_final(current, upload.version, model=model, needs_embedding=missing_embedding):
+        return Claim(ClaimState.DUPLICATE, existing=current)
+    if current.get("version") == upload.version and is_live_claim(current, at):
+        return Claim(ClaimState.IN_PROGRESS, existing=current)
     return None
 
 
@@ -214,7 +225,7 @@ def claim(
                 collection(settings, db).document(upload.asset_id).create(document, **NO_RETRY)
             ),
         )
-        return Claim("claimed", claim_id=claim_id, created_at=at)
+        return Claim(ClaimState.CLAIMED, claim_id=claim_id, created_at=at)
     except google_exceptions.AlreadyExists:
         pass
 
@@ -231,7 +242,9 @@ def claim(
         created_at = (current or {}).get("created_at") or at
         document["created_at"] = created_at
         transaction.set(ref, document)
-        return Claim("claimed", claim_id=claim_id, created_at=created_at, previous_tags=previous)
+        return Claim(
+            ClaimState.CLAIMED, claim_id=claim_id, created_at=created_at, previous_tags=previous
+        )
 
     return _call(
         settings,
@@ -275,34 +288,21 @@ def record_tags(settings: Settings, asset_id: str, claim_id: str, tags: list[str
 
 
 def save(
-    settings: Settings,
-    record: dict[str, Any],
-    fields: tuple[str, ...],
-    claim_id: str | None = None,
-) -> bool:
-    """Write the final record: every one of `fields` (None where absent), and no claim.
-
-    With `claim_id`, only while that claim is still the current one (a transaction): an instance
-    that stalled past CLAIM_TTL_S must not replace what the delivery that took over wrote.
-    Returns False (nothing written) when the claim was lost.
-    """
+    settings: Settings, record: dict[str, Any], fields: tuple[str, ...], claim_id: str
+) -> Saved:
+    """Write the final record: every one of `fields` (None where absent), and no claim, only
+    while `claim_id` is still the current claim (a transaction): an instance that stalled past
+    CLAIM_TTL_S must not replace what the delivery that took over wrote."""
     document = {name: _stored(record.get(name)) for name in fields} | {"claim": None}
     asset_id = record["asset_id"]
-    if claim_id is None:
-        _call(
-            settings,
-            "write",
-            lambda db: collection(settings, db).document(asset_id).set(document, **NO_RETRY),
-        )
-        return True
 
     @firestore.transactional
-    def write_if_ours(transaction: firestore.Transaction, ref: Any) -> bool:
+    def write_if_ours(transaction: firestore.Transaction, ref: Any) -> Saved:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
         if not _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
-            return False
+            return Saved.CLAIM_LOST
         transaction.set(ref, document)
-        return True
+        return Saved.WRITTEN
 
     return _call(
         settings,
@@ -312,9 +312,12 @@ def save(
 
 
 def _stored(value: Any) -> Any:
-    """A record's value as Firestore stores it: a numpy vector becomes a `Vector`."""
+    """A record's value as Firestore stores it: a numpy vector becomes a `Vector`, a status
+    its plain string."""
     if isinstance(value, np.ndarray):
         return Vector([float(x) for x in value.reshape(-1)])
+    if isinstance(value, enum.Enum):
+        return value.value
     return value
 
 
@@ -342,23 +345,23 @@ def nearest(
     return _call(settings, "vector query", run)
 
 
-def release(settings: Settings, asset_id: str, reason: str, claim_id: str | None = None) -> None:
-    """Let the next delivery take over at once (after a transient failure). Best effort; with
-    `claim_id`, only while that claim is still the current one (never someone else's)."""
+def release(settings: Settings, asset_id: str, reason: str, claim_id: str) -> Released:
+    """Let the next delivery take over at once (after a transient failure), only while
+    `claim_id` is still the current claim (never someone else's). One attempt: the caller treats
+    a failure as best effort (the claim then expires after CLAIM_TTL_S)."""
     ref = collection(settings).document(asset_id)
     at = now()
     changes = {"claim": {"expires_at": at}, "updated_at": at, "error": reason[:500]}
-    if claim_id is None:
-        ref.update(changes, **NO_RETRY)
-        return
 
     @firestore.transactional
-    def release_if_ours(transaction: firestore.Transaction) -> None:
+    def release_if_ours(transaction: firestore.Transaction) -> Released:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
-        if _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
-            transaction.update(ref, changes)
+        if not _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
+            return Released.NOT_HELD
+        transaction.update(ref, changes)
+        return Released.RELEASED
 
-    release_if_ours(client(settings).transaction())
+    return release_if_ours(client(settings).transaction())
 
 
 def get(settings: Settings, asset_id: str) -> dict[str, Any] | None:

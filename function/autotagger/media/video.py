@@ -26,10 +26,10 @@ import numpy as np
 from autotagger import concepts, embeddings, logs, model, tagging
 from autotagger.clients import cloudinary_client
 from autotagger.config import Settings
+from autotagger.domain import Upload, parse_upload
 from autotagger.errors import AutotaggerError, ImageError, UpstreamError
 from autotagger.logs import Timings
 from autotagger.media import imaging
-from autotagger.web.webhook import Upload, upload_from_resource
 
 RESOURCE_TYPE = "video"
 # The frame the model needs, made by Cloudinary: the same 224x224 squash as the image rendition.
@@ -82,7 +82,7 @@ def complete(upload: Upload) -> Upload:
         raise
     except Exception as exc:  # the SDK's other errors: worth a redelivery, like a tag write's
         raise UpstreamError(f"video lookup failed: {type(exc).__name__}: {exc}") from exc
-    found = upload_from_resource(dict(resource))
+    found = parse_upload(dict(resource))
     if found.asset_id != upload.asset_id or found.version != upload.version:
         return upload  # another version by now: its own notification classifies it
     return found

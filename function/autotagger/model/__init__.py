@@ -36,7 +36,6 @@ to fetch; decompressed to fp32 at compile, so weights rounded to fp16: named `â€
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ import numpy as np
 
 from autotagger import logs
 from autotagger.config import Settings
+from autotagger.domain import Manifest
 from autotagger.logs import Timings
 from autotagger.model import artifact, engines
 from autotagger.model.artifact import (
@@ -201,22 +201,20 @@ def _warm_up(classifier: Classifier) -> Classifier:
 
 
 def _load_artifact(path: Path, precision: str, engine: str, openvino_hint: str) -> Classifier:
-    manifest = json.loads((path / MANIFEST).read_text())
-    fmt = manifest.get("format")
-    name = artifact_name(manifest)
-    if fmt == "tflite":
-        return engines.load_litert(name, path=path / manifest["path"])
-    if fmt != "saved_model":
-        raise ValueError(f"{path / MANIFEST}: unsupported artifact format {fmt!r}")
+    manifest = Manifest.read(path)
+    name = manifest.served_name
+    if manifest.format == "tflite":
+        return engines.load_litert(name, path=path / str(manifest.path))
     if precision == "int8":
         return _convert_at_load(str(path))
     if precision == "fp16":
         entry = artifact.fp16_entry(manifest, engine)
-        return engines.load_openvino(path / entry["xml"], name + FP16_SUFFIX, openvino_hint)
+        return engines.load_openvino(path / entry.xml, name + FP16_SUFFIX, openvino_hint)
     if choose_engine(manifest, engine) == "openvino":
-        xml = path / manifest["openvino"]["xml"]
-        return engines.load_openvino(xml, name, openvino_hint)
-    return engines.load_tensorflow(path / manifest["path"], name, manifest.get("weights"))
+        assert manifest.openvino is not None  # choose_engine said so
+        return engines.load_openvino(path / manifest.openvino.xml, name, openvino_hint)
+    weights = None if manifest.weights is None else dict(manifest.weights)
+    return engines.load_tensorflow(path / str(manifest.path), name, weights)
 
 
 def _convert_at_load(weights: str) -> Classifier:

@@ -11,13 +11,13 @@ the build-time work an artifact saves.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from autotagger.domain import Manifest
 from autotagger.model.engines import mapped_weights
 from autotagger.model.spec import (
     EMBEDDING_DIM,
@@ -179,15 +179,15 @@ def converter_source(weights: str, scratch: Path) -> tuple[Path, str]:
         keras_model, name = build_keras_vgg16(weights)
         export_variables_saved_model(with_embedding(keras_model), scratch)
         return scratch, name
-    manifest = json.loads((path / MANIFEST).read_text())
-    if manifest.get("format") != "saved_model":
-        raise ValueError(f"{path}: not an fp32 artifact (format {manifest.get('format')!r})")
-    name = str(manifest["name"])
-    if "weights" not in manifest:  # the older layout is already self-contained
-        return path / manifest["path"], name
-    loaded = tf.saved_model.load(str(path / manifest["path"]))
+    manifest = Manifest.read(path)
+    if manifest.format != "saved_model" or manifest.path is None:
+        raise ValueError(f"{path}: not an fp32 artifact (format {manifest.format!r})")
+    name = manifest.name
+    if manifest.weights is None:  # the older layout is already self-contained
+        return path / manifest.path, name
+    loaded = tf.saved_model.load(str(path / manifest.path))
     module = tf.Module()
-    arrays = mapped_weights(path, manifest["weights"])
+    arrays = mapped_weights(path, dict(manifest.weights))
     module.variables_ = [tf.Variable(np.array(a), trainable=False) for a in arrays]
 
     @tf.function(input_signature=[tf.TensorSpec([None, *INPUT_SHAPE], tf.float32)])

@@ -14,10 +14,11 @@ from typing import Protocol
 
 import numpy as np
 
+from autotagger import domain
 from autotagger.model.engines import Inference
 
 CLASS_INDEX_PATH = Path(__file__).with_name("imagenet_class_index.json")
-MANIFEST = "manifest.json"
+MANIFEST = domain.MANIFEST
 RANDOM_SEED = 0
 PRECISIONS = ("fp32", "int8", "fp16")
 ENGINES = ("auto", "openvino", "tensorflow")

@@ -1,6 +1,6 @@
 """Pub/Sub messages: one asset per message (build, parse, validate). No I/O here.
 
-`data` is compact JSON describing the asset (the fields of `webhook.Upload`: for videos also
+`data` is compact JSON describing the asset (the fields of `domain.Upload`: for videos also
 `duration` when known and `is_audio`); attributes `asset_id`, `version` and `origin` (`webhook` |
 `backfill` | `reclassify` | `vocabulary`) let subscribers filter and logs correlate without
 decoding `data`. A `vocabulary` message (re-score the stored embedding, no classification) also
@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from autotagger import parsing
+from autotagger.domain import InvalidField, Upload, parse_upload
 from autotagger.errors import BadRequest, MalformedMessage
-from autotagger.web.webhook import Upload, parse_json, upload_from_resource
 
 ORIGINS = ("webhook", "backfill", "reclassify", "vocabulary")
 MAX_DATA_BYTES = 64 * 1024  # one asset's description is well under 2 KB
@@ -83,13 +84,13 @@ def parse(data: bytes, attributes: Mapping[str, str]) -> AssetMessage:
     if len(data) > MAX_DATA_BYTES:
         raise MalformedMessage(f"data is {len(data)} bytes, over {MAX_DATA_BYTES}")
     try:
-        payload = parse_json(data)
+        payload = parsing.parse_json(data, "data")
     except BadRequest as exc:
-        raise MalformedMessage(exc.message.replace("body", "data")) from None
+        raise MalformedMessage(exc.message) from None
     try:
-        upload = upload_from_resource(payload)
-    except BadRequest as exc:
-        raise MalformedMessage(exc.message.replace("notification field", "field")) from None
+        upload = parse_upload(payload)
+    except InvalidField as exc:
+        raise MalformedMessage(f"field {exc.field!r} {exc.problem}") from None
     origin = attributes.get("origin")
     if origin not in ORIGINS:
         raise MalformedMessage(f"attribute 'origin' must be one of {', '.join(ORIGINS)}")

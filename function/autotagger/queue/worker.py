@@ -23,9 +23,9 @@ from typing import Any
 from autotagger import logs, pipeline, vocabulary_rescore
 from autotagger.clients import cloudinary_client, pubsub, store
 from autotagger.config import Settings
+from autotagger.domain import Upload, is_final, to_public
 from autotagger.errors import AutotaggerError, MalformedMessage
 from autotagger.queue import messages
-from autotagger.web.webhook import Upload
 
 
 def submit(upload: Upload, settings: Settings, origin: str = "webhook") -> dict[str, Any]:
@@ -39,13 +39,9 @@ def submit(upload: Upload, settings: Settings, origin: str = "webhook") -> dict[
     except Exception as exc:  # the check only saves a message; the worker is idempotent anyway
         logs.warning("duplicate check skipped", asset_id=upload.asset_id, error=str(exc)[:300])
         existing = None
-    if (
-        existing is not None
-        and existing.get("version") == upload.version
-        and existing.get("status") in store.FINAL_STATUSES
-    ):
+    if existing is not None and is_final(existing, upload.version):
         logs.info("duplicate delivery: already classified", asset_id=upload.asset_id)
-        return {**pipeline.to_public(existing), "duplicate": True}
+        return {**to_public(existing), "duplicate": True}
     message_id = pubsub.publish(settings, messages.AssetMessage(upload=upload, origin=origin))
     logs.info(
         "upload queued", asset_id=upload.asset_id, version=upload.version, message_id=message_id

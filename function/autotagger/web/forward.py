@@ -21,6 +21,7 @@ import cloudinary.utils
 from autotagger import logs, parsing, pipeline
 from autotagger.clients import cloudinary_client, store
 from autotagger.config import CloudinaryAccount, Settings
+from autotagger.domain import is_final, is_live_claim, to_public
 from autotagger.errors import BadRequest, ImageError, InProgress, Unauthorized
 from autotagger.web import access, webhook
 
@@ -125,9 +126,9 @@ def _from_store(forward: Forward, settings: Settings) -> dict[str, Any] | None:
         if version > forward.version:
             reason = f"version {forward.version} superseded by {version}"
             return {"status": "ignored", "reason": reason, "public_id": forward.public_id}
-        if record.get("status") in store.FINAL_STATUSES:
-            return {**pipeline.to_public(record), "duplicate": True}
-        if store.is_live_claim(record, at):
+        if is_final(record, version):
+            return {**to_public(record), "duplicate": True}
+        if is_live_claim(record, at):
             raise InProgress(f"asset {forward.public_id!r} version {version} is being classified")
     return None
 

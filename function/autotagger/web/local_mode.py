@@ -13,13 +13,11 @@ Only public facts leave this module: a loopback Upload API URL and a boolean.
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
 from autotagger.config import Settings, origin_of
-
-MANIFEST = "manifest.json"  # the artifact's manifest (infra/build_model.py)
+from autotagger.domain import Manifest, ManifestError
 
 
 def upload_api_url(settings: Settings) -> str | None:
@@ -40,10 +38,9 @@ def connect_sources(settings: Settings) -> list[str]:
 @functools.cache
 def _artifact_name(directory: str) -> str:
     try:
-        manifest = json.loads((Path(directory) / MANIFEST).read_text())
-    except (OSError, ValueError):
+        return Manifest.read(Path(directory)).name
+    except (OSError, ManifestError):
         return ""
-    return str(manifest.get("name", "")) if isinstance(manifest, dict) else ""
 
 
 def random_weights(settings: Settings) -> bool:

@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autotagger import pipeline
 from autotagger.clients import store
 from autotagger.config import Settings
+from autotagger.domain import Status, is_final, status_of, to_public
 from autotagger.errors import BadRequest, BearerRequired, Conflict, NotFound
 from autotagger.web import access
 
@@ -80,12 +80,11 @@ def find(settings: Settings, query: SimilarQuery) -> dict[str, Any]:
         raise NotFound(f"no classification stored for asset {query.asset_id!r}")
     vector = document.get(store.EMBEDDING_FIELD)
     if vector is None:
-        status = document.get("status")
         why = (
             "it is not classified yet"
-            if status not in store.FINAL_STATUSES
+            if not is_final(document)
             else "its classification failed"
-            if status == "failed"
+            if status_of(document) is Status.FAILED
             else "it was classified before embeddings existed (run `cli.py backfill`)"
         )
         raise Conflict(f"asset {query.asset_id!r} has no embedding: {why}")
@@ -102,7 +101,7 @@ def find(settings: Settings, query: SimilarQuery) -> dict[str, Any]:
         distance = max(0.0, float(neighbour.get(store.DISTANCE_FIELD) or 0.0))
         results.append(
             {
-                **pipeline.to_public(neighbour),
+                **to_public(neighbour),
                 "distance": round(distance, 6),
                 "near_duplicate": distance <= threshold,
             }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -18,32 +17,12 @@ from typing import Any
 
 from autotagger import parsing
 from autotagger.config import CloudinaryAccount
+from autotagger.domain import InvalidField, Upload, parse_upload, required_text
 from autotagger.errors import BadRequest, Unauthorized
 
 MAX_CLOCK_SKEW_S = 300
 _HEX_RE = re.compile(r"^[0-9a-fA-F]+$")
 _DIGEST_LENGTH = {"sha1": 40, "sha256": 64}
-
-
-@dataclass(frozen=True)
-class Upload:
-    """An uploaded asset, as the notification (or the Admin API) describes it."""
-
-    asset_id: str
-    public_id: str
-    version: int
-    secure_url: str
-    resource_type: str = "image"
-    type: str = "upload"
-    format: str | None = None
-    bytes: int | None = None
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None  # seconds, videos only
-    is_audio: bool = False  # an audio file (Cloudinary stores audio as resource_type video)
-    # The asset's tags as the notification or resource listed them (people's, at upload time):
-    # a learned tag a person already put there is never written (nor later removed) by us.
-    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,70 +76,16 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return parsing.parse_json(body)
 
 
-def _field(payload: dict[str, Any], name: str) -> str:
-    value = payload.get(name)
-    if not isinstance(value, str) or not value:
-        raise BadRequest(f"notification field {name!r} must be a non-empty string")
-    return value
-
-
-def _optional_int(payload: dict[str, Any], name: str) -> int | None:
-    value = payload.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _optional_seconds(payload: dict[str, Any], name: str) -> float | None:
-    value = payload.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
-
-
-def _version(value: Any) -> int:
-    if isinstance(value, bool):
-        raise BadRequest("notification field 'version' must be an integer")
-    if isinstance(value, int):
-        version = value
-    elif parsing.is_ascii_int(value):
-        version = int(value)
-    else:
-        raise BadRequest("notification field 'version' must be an integer")
-    if not 0 < version < 10**12:
-        raise BadRequest("notification field 'version' is out of range")
-    return version
+def _worded(exc: InvalidField) -> BadRequest:
+    return BadRequest(f"notification field {exc.field!r} {exc.problem}")
 
 
 def upload_from_resource(payload: dict[str, Any]) -> Upload:
     """Build an Upload from a notification or an API resource; raise BadRequest if malformed."""
-    asset_id = _field(payload, "asset_id")
-    if not parsing.is_document_id(asset_id):
-        raise BadRequest("notification field 'asset_id' has unexpected characters")
-    public_id = _field(payload, "public_id")
-    if len(public_id) > 1024:
-        raise BadRequest("notification field 'public_id' is too long")
-    fmt = payload.get("format")
-    return Upload(
-        asset_id=asset_id,
-        public_id=public_id,
-        version=_version(payload.get("version")),
-        secure_url=_field(payload, "secure_url"),
-        resource_type=_field(payload, "resource_type"),
-        type=str(payload.get("type") or "upload"),
-        format=fmt if isinstance(fmt, str) else None,
-        bytes=_optional_int(payload, "bytes"),
-        width=_optional_int(payload, "width"),
-        height=_optional_int(payload, "height"),
-        duration=_optional_seconds(payload, "duration"),
-        is_audio=payload.get("is_audio") is True,
-        tags=_tags(payload.get("tags")),
-    )
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    """A notification's `tags` (a list of strings); anything else counts as none."""
-    if not isinstance(value, list):
-        return ()
-    return tuple(dict.fromkeys(t for t in value if isinstance(t, str) and 0 < len(t) <= 255))
+    try:
+        return parse_upload(payload)
+    except InvalidField as exc:
+        raise _worded(exc) from None
 
 
 def parse_notification(payload: dict[str, Any]) -> Upload | Ignored:
@@ -173,7 +98,10 @@ def parse_notification(payload: dict[str, Any]) -> Upload | Ignored:
         return Ignored(
             f"notification_type {notification_type!r} is not an upload", notification_type
         )
-    resource_type = _field(payload, "resource_type")
+    try:
+        resource_type = required_text(payload, "resource_type")
+    except InvalidField as exc:
+        raise _worded(exc) from None
     if resource_type not in ("image", "video"):
         return Ignored(
             f"resource_type {resource_type!r} is not an image or a video", notification_type
