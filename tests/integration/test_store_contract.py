@@ -18,6 +18,7 @@ import pytest
 from google.cloud.firestore_v1.vector import Vector
 
 from autotagger.clients import store
+from autotagger.clients.store import ClaimState, Released, Saved
 from autotagger.config import Settings, load_settings
 from autotagger.web.webhook import Upload
 from infra import emulators, processes
@@ -85,31 +86,38 @@ def _final(upload: Upload, status: str = "done", **extra: object) -> dict[str, o
     }
 
 
+def _save(settings: Settings, record: dict[str, object], fields: tuple[str, ...]) -> None:
+    """A final document the way the pipeline writes one: claimed, then saved under the claim."""
+    upload = _upload(int(str(record["version"])), str(record["asset_id"]))
+    claimed = store.claim(settings, upload)
+    assert store.save(settings, record, fields, claimed.claim_id) is Saved.WRITTEN
+
+
 FIELDS = ("asset_id", "public_id", "version", "status", "model", "tags", "labels", "created_at")
 
 
 def test_claim_outcomes_for_each_state_of_the_document(settings: Settings) -> None:
     first = store.claim(settings, _upload())
-    assert first.state == "claimed" and first.claim_id
+    assert first.state is ClaimState.CLAIMED and first.claim_id
     assert store.holds_claim(settings, "a1", first.claim_id)
-    assert store.claim(settings, _upload()).state == "in_progress"  # a live claim blocks
+    assert store.claim(settings, _upload()).state is ClaimState.IN_PROGRESS  # a live claim blocks
     again = store.claim(settings, _upload(), claim_id=first.claim_id)
-    assert again.state == "claimed"  # a redelivery continues its own claim at once
-    assert store.save(settings, _final(_upload()), FIELDS, claim_id=first.claim_id)
+    assert again.state is ClaimState.CLAIMED  # a redelivery continues its own claim at once
+    assert store.save(settings, _final(_upload()), FIELDS, first.claim_id) is Saved.WRITTEN
     duplicate = store.claim(settings, _upload())
-    assert duplicate.state == "duplicate" and duplicate.existing is not None
+    assert duplicate.state is ClaimState.DUPLICATE and duplicate.existing is not None
     assert duplicate.existing["status"] == "done"
-    assert store.claim(settings, _upload(), model="vgg16/other").state == "claimed"
+    assert store.claim(settings, _upload(), model="vgg16/other").state is ClaimState.CLAIMED
 
 
 def test_a_newer_version_takes_over_and_an_older_one_is_superseded(settings: Settings) -> None:
     first = store.claim(settings, _upload(version=1))
     record = _final(_upload(1), created_at=first.created_at)
-    assert first.claim_id and store.save(settings, record, FIELDS, first.claim_id)
+    assert store.save(settings, record, FIELDS, first.claim_id) is Saved.WRITTEN
     newer = store.claim(settings, _upload(version=2))
-    assert newer.state == "claimed" and newer.previous_tags == ("tabby", "cat")
+    assert newer.state is ClaimState.CLAIMED and newer.previous_tags == ("tabby", "cat")
     assert newer.created_at == first.created_at  # the asset's first sight stays
-    assert store.claim(settings, _upload(version=1)).state == "superseded"
+    assert store.claim(settings, _upload(version=1)).state is ClaimState.SUPERSEDED
     assert not store.holds_claim(settings, "a1", first.claim_id)
     stored = store.get(settings, "a1")
     assert stored is not None and stored["version"] == 2 and stored["status"] == "processing"
@@ -118,15 +126,18 @@ def test_a_newer_version_takes_over_and_an_older_one_is_superseded(settings: Set
 def test_an_expired_claim_is_taken_over_and_its_writes_are_refused(settings: Settings) -> None:
     stalled = store.claim(settings, _upload())
     assert stalled.claim_id
-    store.release(settings, "a1", "transient: test", claim_id=stalled.claim_id)
+    released = store.release(settings, "a1", "transient: test", stalled.claim_id)
+    assert released is Released.RELEASED
     taker = store.claim(settings, _upload())
-    assert taker.state == "claimed" and taker.claim_id != stalled.claim_id
+    assert taker.state is ClaimState.CLAIMED and taker.claim_id != stalled.claim_id
     assert not store.record_tags(settings, "a1", stalled.claim_id, ["stale"])
-    assert not store.save(settings, _final(_upload(), labels=["stale"]), FIELDS, stalled.claim_id)
-    store.release(settings, "a1", "late", claim_id=stalled.claim_id)  # not the taker's claim
-    assert store.holds_claim(settings, "a1", str(taker.claim_id))
-    assert store.record_tags(settings, "a1", str(taker.claim_id), ["tabby"])
-    assert store.save(settings, _final(_upload()), FIELDS, str(taker.claim_id))
+    stale = _final(_upload(), labels=["stale"])
+    assert store.save(settings, stale, FIELDS, stalled.claim_id) is Saved.CLAIM_LOST
+    late = store.release(settings, "a1", "late", stalled.claim_id)
+    assert late is Released.NOT_HELD  # the taker's claim is left alone
+    assert store.holds_claim(settings, "a1", taker.claim_id)
+    assert store.record_tags(settings, "a1", taker.claim_id, ["tabby"])
+    assert store.save(settings, _final(_upload()), FIELDS, taker.claim_id) is Saved.WRITTEN
     stored = store.get(settings, "a1")
     assert stored is not None
     assert stored["labels"] == ["tabby"] and stored["claim"] is None
@@ -140,13 +151,13 @@ def test_concurrent_claims_of_one_version_have_one_winner(
         pytest.skip("the npm emulator fakes transactions: concurrent take-overs can both win")
     # A document exists first, so every claim goes through the take-over transaction.
     seed = store.claim(settings, _upload(version=1))
-    assert seed.claim_id and store.save(settings, _final(_upload(1)), FIELDS, seed.claim_id)
+    assert store.save(settings, _final(_upload(1)), FIELDS, seed.claim_id) is Saved.WRITTEN
     states: list[str] = []
     start = threading.Barrier(6)
 
     def contend() -> None:
         start.wait()
-        states.append(store.claim(settings, _upload(version=2)).state)
+        states.append(str(store.claim(settings, _upload(version=2)).state))
 
     threads = [threading.Thread(target=contend) for _ in range(6)]
     for thread in threads:
@@ -163,7 +174,7 @@ def test_queries_the_api_serves(settings: Settings) -> None:
         tags = ["dog", "animal"] if number % 2 else ["car"]
         record = _final(upload, tags=tags, labels=tags[:1])
         record["created_at"] = base + dt.timedelta(minutes=number)
-        assert store.save(settings, record, FIELDS)
+        _save(settings, record, FIELDS)
     newest = store.query(settings, None, None, 3)
     assert [d["asset_id"] for d in newest] == ["q4", "q3", "q2"]
     assert [d["asset_id"] for d in store.query(settings, "labels", "car", 5)] == []
@@ -184,7 +195,7 @@ def test_vectors_are_stored_and_found_nearest_first(
         vector = base + scale * rng.normal(size=8)
         vector /= np.linalg.norm(vector)
         record = _final(_upload(asset_id=f"v{number}"), embedding=vector.astype(np.float32))
-        assert store.save(settings, record, (*FIELDS, "embedding"))
+        _save(settings, record, (*FIELDS, "embedding"))
     stored = store.get(settings, "v0")
     assert stored is not None
     assert isinstance(stored["embedding"], Vector) and len(stored["embedding"]) == 8
