@@ -25,7 +25,7 @@ from infra.emulators import (
     describe_firestore_emulator,
     start_emulator,
 )
-from infra.processes import serve, stop
+from infra.processes import file_lock, serve, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 EMULATOR_DIR = ROOT / "infra" / "emulator"
@@ -73,7 +73,11 @@ def ensure_random_model(precision: str = "fp32") -> Path:
     if precision not in ("fp32", "int8"):
         raise ValueError(f"precision must be fp32 or int8, got {precision!r}")
     directory = RANDOM_MODEL_DIR if precision == "fp32" else RANDOM_INT8_MODEL_DIR
-    if not _is_current(directory):
+    if _is_current(directory):
+        return directory
+    with file_lock(directory.with_name(f"{directory.name}.lock")):  # another builder: wait
+        if _is_current(directory):
+            return directory
         source = "random" if precision == "fp32" else str(ensure_random_model("fp32"))
         subprocess.run(
             [

@@ -13,7 +13,7 @@ import pytest
 from infra import emulators, local, processes
 from infra.local_cloudinary import CloudinaryStandin
 
-pytest_plugins = ["tests.support.memory"]
+pytest_plugins = ["tests.support.memory", "tests.support.isolated"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
@@ -62,18 +62,44 @@ def standin() -> Iterator[CloudinaryStandin]:
         server.stop()
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)
 def _release_models() -> Iterator[None]:
-    """Models stay warm within a test module and are released after it: the suite's memory is
-    what one module loads, not every artifact, engine and batch size of the session."""
+    """A model stays warm from test to test while it is the only one; a test that leaves a
+    second one (another engine, hint or artifact) releases them all, so the suite's memory is
+    one or two models, not every artifact, engine and hint it went through."""
     yield
     import gc
     import sys
 
     loaded = sys.modules.get("autotagger.model")
-    if loaded is not None:
+    if loaded is not None and loaded.compiled_count() > 1:
         loaded.release_all()
         gc.collect()
+        _return_freed_memory()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_models_after_the_module() -> Iterator[None]:
+    yield
+    import gc
+    import sys
+
+    loaded = sys.modules.get("autotagger.model")
+    if loaded is not None and loaded.compiled_count() > 0:
+        loaded.release_all()
+        gc.collect()
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps freed heap for reuse; hand it back, so the next module starts low."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 @pytest.fixture(scope="session")

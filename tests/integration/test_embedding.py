@@ -17,6 +17,7 @@ from autotagger.media import imaging
 from autotagger.model import engines
 from infra import local, near_duplicates
 from infra.local_cloudinary import CloudinaryStandin
+from tests.support import keras_reference
 from tests.support.helpers import notification_from, sign_body
 
 # -- units (no model) ---------------------------------------------------------------------------
@@ -149,21 +150,14 @@ def test_manifests_record_the_embedding(model_dir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.isolated  # TensorFlow beside OpenVINO
 def test_embedding_parity_openvino_tensorflow_keras(model_dir: Path) -> None:
     """OpenVINO and TensorFlow (both from the artifact) against Keras's own block5_pool,
     averaged and normalised independently here: within 1e-5, in the forward that also gives
     the probabilities, batched or one by one."""
-    import keras
-
-    from autotagger.model import build
-
     _, batch = _pictures()
-    plain, _ = build.build_keras_vgg16("random")
-    block5 = keras.Model(plain.inputs, plain.get_layer("block5_pool").output)
-    pooled = block5.predict(batch, verbose=0).astype(np.float64).mean(axis=(1, 2))
-    reference = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-    reference_probabilities = plain.predict(batch, verbose=0)
-    del plain, block5
+    keras = keras_reference.of_batch(batch)
+    reference, reference_probabilities = keras.embeddings, keras.probabilities
 
     by_engine: dict[str, model.Inference] = {}
     for engine in ("openvino", "tensorflow"):
@@ -208,20 +202,14 @@ def test_int8_embedding_stays_close_to_fp32(model_dir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.isolated  # TensorFlow beside OpenVINO
 def test_old_artifact_without_embedding_serves_labels_and_says_so_once(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An artifact built before the embedding (a single-output SavedModel, no `embedding` in
     its manifest) still serves the same labels; its classifier has no embedding, and the load
     logs that once."""
-    from autotagger.model import build
-
-    plain, name = build.build_keras_vgg16("random")
-    build.export_variables_saved_model(plain, tmp_path / "saved_model")
-    del plain
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"name": name, "format": "saved_model", "path": "saved_model"})
-    )
+    keras_reference.old_artifact(tmp_path)
     capsys.readouterr()
     old = model.get_model(str(tmp_path), engine="tensorflow")
     again = model.get_model(str(tmp_path), engine="tensorflow")

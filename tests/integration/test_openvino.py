@@ -24,6 +24,7 @@ from autotagger.config import load_settings
 from autotagger.errors import ConfigError
 from autotagger.media import imaging
 from autotagger.model import artifact
+from tests.support import keras_reference
 from tests.support.helpers import image_bytes, notification_from, on_upload_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,16 +149,11 @@ def _images() -> list[bytes]:
 
 
 @pytest.mark.slow
-def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.isolated  # TensorFlow beside OpenVINO
+def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path) -> None:
     """OpenVINO, TensorFlow (both served from the artifact) and Keras's reference pipeline
     (`load_img` bilinear + `preprocess_input` + the Keras model) on the project's seeded
     weights: identical top-5 and probabilities within 1e-5 on every image."""
-    from keras.applications.vgg16 import preprocess_input
-    from keras.utils import img_to_array, load_img
-
-    from autotagger.model import build
-
-    keras_model, _ = build.build_keras_vgg16("random")
     openvino = model.get_model(str(model_dir), engine="openvino")
     tensorflow = model.get_model(str(model_dir), engine="tensorflow")
     assert getattr(openvino, "engine", None) == "openvino"
@@ -166,16 +162,9 @@ def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path, tmp_path: P
     assert openvino.name == tensorflow.name == model.artifact_name(manifest)
     assert manifest["name"] == "vgg16/random(seed=0)"
 
-    ours, keras_pixels = [], []
-    for i, data in enumerate(_images()):
-        path = tmp_path / f"{i}.png"
-        path.write_bytes(data)
-        keras_pixels.append(
-            img_to_array(load_img(path, target_size=(224, 224), interpolation="bilinear"))
-        )
-        ours.append(imaging.load_rgb(data, 10**8))
-    batch = imaging.preprocess(np.stack(ours))
-    reference = keras_model.predict(preprocess_input(np.stack(keras_pixels)), verbose=0)
+    images = _images()
+    reference = keras_reference.of_images(images).probabilities
+    batch = imaging.preprocess(np.stack([imaging.load_rgb(data, 10**8) for data in images]))
     by_engine = {
         "openvino": openvino.predict(batch),
         "openvino, one at a time": np.concatenate([openvino.predict(b[None]) for b in batch]),

@@ -17,17 +17,10 @@ import pytest
 
 from autotagger import model
 from autotagger.media import imaging
-from autotagger.model import build
+from tests.support import keras_reference
 from tests.support.helpers import image_bytes
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def keras_vgg16():
-    keras_model, name = build.build_keras_vgg16("random")
-    assert name == "vgg16/random(seed=0)"
-    return keras_model
 
 
 def _images() -> list[bytes]:
@@ -44,6 +37,7 @@ def _images() -> list[bytes]:
     ]
 
 
+@pytest.mark.isolated  # imports Keras, hence TensorFlow
 def test_preprocess_matches_keras() -> None:
     from keras.applications.vgg16 import preprocess_input
 
@@ -53,6 +47,7 @@ def test_preprocess_matches_keras() -> None:
     )
 
 
+@pytest.mark.isolated  # imports Keras, hence TensorFlow
 def test_decode_matches_keras(monkeypatch: pytest.MonkeyPatch) -> None:
     from keras.src.applications import imagenet_utils
 
@@ -68,21 +63,17 @@ def test_decode_matches_keras(monkeypatch: pytest.MonkeyPatch) -> None:
         np.testing.assert_allclose([p.score for p in ours], [s for *_, s in decoded])
 
 
-def test_end_to_end_matches_keras(keras_vgg16, model_dir: Path, tmp_path: Path) -> None:
-    from keras.applications.vgg16 import preprocess_input
-    from keras.utils import img_to_array, load_img
-
+def test_end_to_end_matches_keras(model_dir: Path) -> None:
     served = model.get_model(str(model_dir))
-    for i, data in enumerate(_images()):
-        path = tmp_path / f"{i}.png"
-        path.write_bytes(data)
-        keras_pixels = img_to_array(
-            load_img(path, target_size=(224, 224), interpolation="bilinear")
-        )
+    assert served.name.startswith("vgg16/random(seed=0)@")
+    images = _images()
+    keras = keras_reference.of_images(images)
+    assert keras.pixels is not None
+    for data, keras_pixels, keras_probs in zip(
+        images, keras.pixels, keras.probabilities, strict=True
+    ):
         our_pixels = imaging.load_rgb(data, 10**8)
         np.testing.assert_array_equal(our_pixels, keras_pixels.astype(np.uint8))
-
-        keras_probs = keras_vgg16.predict(preprocess_input(keras_pixels[None]), verbose=0)[0]
         our_probs = served.predict(imaging.preprocess(our_pixels[None]))[0]
         np.testing.assert_allclose(our_probs, keras_probs, rtol=1e-3, atol=1e-6)
         assert [p.wnid for p in model.top_k(our_probs, 5)] == [

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from autotagger import model
+from infra import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "models"
@@ -91,9 +92,20 @@ def artifact(probabilities: np.ndarray) -> Path:
     """The IR-only artifact answering `probabilities` for every image (built on first use)."""
     directory = CACHE / f"vgg16-dist-{digest(probabilities)}"
     manifest = directory / "manifest.json"
-    if manifest.exists() and "openvino" in json.loads(manifest.read_text()):
+
+    def built() -> bool:
+        return manifest.exists() and "openvino" in json.loads(manifest.read_text())
+
+    if built():
         return directory
-    CACHE.mkdir(parents=True, exist_ok=True)
+    with processes.file_lock(CACHE / f"{directory.name}.lock"):  # another worker: wait for it
+        if not built():
+            _build(probabilities, directory)
+    return directory
+
+
+def _build(probabilities: np.ndarray, directory: Path) -> None:
+    """Keras writes the weights file in a fresh process, then build_model.py converts it."""
     with tempfile.TemporaryDirectory(prefix="autotagger-dist-") as tmp:
         weights = Path(tmp) / f"dist-{digest(probabilities)}.weights.h5"
         # A fresh process: Keras and the converter are released with it.
@@ -130,4 +142,3 @@ def artifact(probabilities: np.ndarray) -> Path:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    return directory

@@ -125,7 +125,8 @@ def _answers(url: str) -> bool:
 
 def start(**extra_env: str) -> MakeRun:
     """Start `infra/local.py run` like `make run` on a fresh clone: no .env, free ports."""
-    ports = {name: processes.free_port() for name in ("results", "on_upload", "cloudinary")}
+    names = ("results", "on_upload", "on_message", "cloudinary")
+    ports = {name: processes.free_port() for name in names}
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/root"),
@@ -133,6 +134,7 @@ def start(**extra_env: str) -> MakeRun:
         "ENV_FILE": os.devnull,
         "RESULTS_PORT": str(ports["results"]),
         "ON_UPLOAD_PORT": str(ports["on_upload"]),
+        "ON_MESSAGE_PORT": str(ports["on_message"]),
         "LOCAL_CLOUDINARY_PORT": str(ports["cloudinary"]),
         **extra_env,
     }

@@ -129,20 +129,29 @@ def get_model(
     with _lock:
         model = _models.get(key)
         if model is None:
-            global load_count
-            started = time.perf_counter()
-            model = _load(weights, precision, engine, openvino_hint)
-            served_by = getattr(model, "engine", "?")
-            if max_batch > 1 and getattr(model, "batching", False):
-                model = MicroBatcher(model, max_batch)
-            load_count += 1
-            logs.info(
-                "model loaded",
-                model=model.name,
-                engine=served_by,
-                load_ms=round((time.perf_counter() - started) * 1e3, 1),
-            )
+            # One compiled model per artifact, engine and hint: batch sizes share it.
+            loaded = _models.get((weights, precision, 1, engine, openvino_hint))
+            if loaded is None:
+                loaded = _load_logged(weights, precision, engine, openvino_hint)
+                _models[(weights, precision, 1, engine, openvino_hint)] = loaded
+            model = loaded
+            if max_batch > 1 and getattr(loaded, "batching", False):
+                model = MicroBatcher(loaded, max_batch)
             _models[key] = model
+    return model
+
+
+def _load_logged(weights: str, precision: str, engine: str, openvino_hint: str) -> Classifier:
+    global load_count
+    started = time.perf_counter()
+    model = _load(weights, precision, engine, openvino_hint)
+    load_count += 1
+    logs.info(
+        "model loaded",
+        model=model.name,
+        engine=getattr(model, "engine", "?"),
+        load_ms=round((time.perf_counter() - started) * 1e3, 1),
+    )
     return model
 
 
@@ -260,6 +269,12 @@ def _load(
     keras_model = build.with_embedding(keras_model)
     forward = build.compiled_forward(keras_model)
     return _warm_up(engines.TensorFlowClassifier(forward, name, keep=keras_model))
+
+
+def compiled_count() -> int:
+    """How many distinct models are warm (batch sizes of one model count once)."""
+    with _lock:
+        return len({(w, p, e, h) for w, p, _, e, h in _models})
 
 
 def release_all() -> None:
