@@ -448,7 +448,7 @@ def test_gcloud_uploads_no_cli_and_reads_gcloudignore_as_the_unit_tests_do(tmp_p
     # leftovers of a local run or an install, as a copy of a checkout may carry
     (staged / "__pycache__").mkdir(exist_ok=True)
     (staged / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"")
-    (staged / "autotagger.egg-info").mkdir()
+    (staged / "autotagger.egg-info").mkdir(exist_ok=True)  # an editable install's is there
     (staged / "autotagger.egg-info" / "PKG-INFO").write_text("Name: autotagger\n")
     for source in (ROOT / "function", staged):
         files = _gcloud_uploads(source, tmp_path)
