@@ -170,8 +170,16 @@ def test_crafted_names_and_labels_are_shown_as_text(
     assert page.locator("img[src='x'], svg[onload]").count() == 0
     scripts = page.evaluate("[...document.scripts].map(s => s.src || s.type)")
     assert sorted(scripts) == sorted(
-        ["application/json", f"{servers.results}/assets/app.js", WIDGET_URL]
+        ["application/json", f"{servers.results}/assets/js/main.js", WIDGET_URL]
     )
+    # The entry module imported every other one, and the browser ran them (module scripts run
+    # only when served with a JavaScript MIME type).
+    loaded = page.evaluate(
+        "performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => n.includes('/assets/js/'))"
+    )
+    modules = sorted(path.name for path in (ROOT / "function" / "web" / "js").glob("*.js"))
+    assert sorted({url.rsplit("/", 1)[1] for url in loaded}) == modules
     assert page.evaluate("[...document.images].every(i => !i.src.startsWith('javascript:'))")
     harness.assert_clean()
 

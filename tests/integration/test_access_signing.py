@@ -16,6 +16,7 @@ import cloudinary.uploader
 import pytest
 import requests
 
+from autotagger.web import page
 from infra import cloudinary_setup
 from infra.local_cloudinary import CloudinaryStandin
 from tests.support.access import FOLDER, LISTINGS, PRESET, SIGNED, TOKEN, auth, seed_documents
@@ -159,7 +160,8 @@ def test_signing_is_off_in_unsigned_mode_and_only_posts(make_client) -> None:
 def test_no_secret_in_any_byte_served(make_client, standin, seeded) -> None:
     client = make_client("results", **SIGNED)
     served = b""
-    for path in ("/", "/assets/app.js", "/assets/app.css", "/assets/favicon.svg", "/healthz"):
+    assets = [f"/assets/{name}" for name in page.static_files()]
+    for path in ("/", *assets, "/healthz"):
         response = client.get(path)
         assert response.status_code == 200, path
         served += response.get_data() + json.dumps(dict(response.headers)).encode()

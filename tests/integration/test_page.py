@@ -15,7 +15,7 @@ import pytest
 
 from autotagger.config import CloudinaryAccount, load_settings
 from autotagger.errors import ConfigError, Unauthorized
-from autotagger.web import forward
+from autotagger.web import forward, page
 from infra.local_cloudinary import CloudinaryStandin
 from tests.support.helpers import image_bytes, notification_from, sign_body
 
@@ -36,6 +36,32 @@ def _config(html: str) -> dict[str, Any]:
     assert match, "config block missing"
     config: dict[str, Any] = json.loads(match.group(1))
     return config
+
+
+_SCRIPT_SRC_RE = re.compile(r'<script type="module" src="([^"]+)"></script>')
+_IMPORT_RE = re.compile(r'^import \{[^}]*\} from "\./([^"]+)";$', re.M)
+
+
+def _served_modules(client: Any) -> dict[str, str]:
+    """Every ES module the page loads, found as a browser does: the entry module named by the
+    page, then what each served module imports; each served as JavaScript with the page's CSP."""
+    entries = _SCRIPT_SRC_RE.findall(client.get("/").get_data(as_text=True))
+    assert entries == ["/assets/js/main.js"]
+    modules: dict[str, str] = {}
+    pending = list(entries)
+    while pending:
+        path = pending.pop()
+        if path in modules:
+            continue
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.mimetype == "text/javascript", path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        assert _csp(response)["script-src"][0] == "'self'", path
+        modules[path] = response.get_data(as_text=True)
+        folder = path.rsplit("/", 1)[0]
+        pending.extend(f"{folder}/{name}" for name in _IMPORT_RE.findall(modules[path]))
+    return modules
 
 
 def _csp(response: Any) -> dict[str, list[str]]:
@@ -121,7 +147,8 @@ def test_page_has_the_upload_button_and_loads_the_widget(make_client) -> None:
     assert re.search(r"<button[^>]*id=\"upload-button\"[\s\S]*?<span>Upload</span>", html)
     config = _config(html)
     assert config["widgetScript"] == "https://upload-widget.cloudinary.com/latest/global/all.js"
-    script = make_client("results", **PAGE_ENV).get("/assets/app.js").get_data(as_text=True)
+    modules = _served_modules(make_client("results", **PAGE_ENV))
+    script = "".join(modules.values())
     assert "createUploadWidget" in script
     assert ".innerHTML" not in script  # data reaches the DOM through textContent only
 
@@ -147,7 +174,9 @@ def test_unconfigured_uploads_leave_the_page_working(make_client, monkeypatch) -
 def test_no_secret_reaches_the_page(make_client, standin: CloudinaryStandin) -> None:
     client = make_client("results", **PAGE_ENV)
     served = ""
-    for path in ("/", "/assets/app.js", "/assets/app.css", "/assets/favicon.svg"):
+    assets = [f"/assets/{name}" for name in page.static_files()]
+    assert "/assets/js/main.js" in assets and "/assets/app.css" in assets
+    for path in ("/", *assets):
         response = client.get(path)
         assert response.status_code == 200, path
         served += response.get_data(as_text=True)
@@ -169,15 +198,42 @@ def test_config_cannot_break_out_of_its_script_block(make_client) -> None:
 
 def test_static_files_are_a_fixed_list(make_client) -> None:
     client = make_client("results", **PAGE_ENV)
-    script = client.get("/assets/app.js")
+    script = client.get("/assets/js/main.js")
     assert script.status_code == 200
     assert script.mimetype == "text/javascript"
     assert script.headers["X-Content-Type-Options"] == "nosniff"
+    assert script.headers["Cache-Control"] == "no-cache"
     assert client.get("/assets/app.css").mimetype == "text/css"
-    again = client.get("/assets/app.js", headers={"If-None-Match": script.headers["ETag"]})
+    assert client.get("/assets/favicon.svg").mimetype == "image/svg+xml"
+    again = client.get("/assets/js/main.js", headers={"If-None-Match": script.headers["ETag"]})
     assert again.status_code == 304
-    for path in ("/assets/index.html", "/assets/../main.py", "/assets/%2e%2e/main.py", "/assets/"):
+    other = client.get("/assets/js/api.js", headers={"If-None-Match": script.headers["ETag"]})
+    assert other.status_code == 200
+    for path in (
+        "/assets/index.html",
+        "/assets/../main.py",
+        "/assets/%2e%2e/main.py",
+        "/assets/",
+        "/assets/app.js",
+        "/assets/js/",
+        "/assets/js",
+        "/assets/js/../app.css",
+        "/assets/js/%2e%2e/app.css",
+        "/assets/js/main.mjs",
+        "/assets/js/no-such-module.js",
+        "/assets/js/main.js%00.txt",
+        "/assets//js/main.js",
+        "/assets/./js/main.js",
+        "/assets/JS/main.js",
+    ):
         assert client.get(path).status_code == 404, path
+
+
+def test_every_module_is_served_as_javascript(make_client) -> None:
+    modules = _served_modules(make_client("results", **PAGE_ENV))
+    listed = {f"/assets/{name}" for name in page.static_files() if name.startswith("js/")}
+    assert set(modules) == listed  # every listed module is one the page loads
+    assert len(modules) >= 10
 
 
 def test_head_of_the_page(make_client) -> None:

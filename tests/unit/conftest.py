@@ -37,9 +37,10 @@ def model_dir() -> None:
     _refuse("a VGG16 artifact")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _no_subprocess() -> Iterator[None]:
-    """Nothing here starts a process (an emulator's JVM, Node, a server): it would fail loudly."""
+    """Nothing here starts a process (an emulator's JVM, Node, a server): it would fail loudly.
+    Package-scoped, so the tests that run after these in the same process may again."""
 
     def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
         _refuse(f"a subprocess ({args!r})")

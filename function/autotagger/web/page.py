@@ -1,6 +1,7 @@
 """The upload page (`GET /` on `results`), its static files, security headers and CORS.
 
-The page is plain HTML/CSS/JS under `function/web/` (no build step). Public configuration is
+The page is plain HTML/CSS and native ES modules under `function/web/` (no build step): index.html
+loads the entry module `js/main.js`, which imports the others. Public configuration is
 injected into `index.html` as a JSON data block; nothing secret is ever part of it: the cloud
 name and an unsigned upload preset are public by design (the Upload widget needs them), and
 `ON_UPLOAD_URL` is where the page forwards the signed upload result.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,16 +34,37 @@ POLL_TIMEOUT_S = 60
 WIDGET_ORIGINS = ("https://upload-widget.cloudinary.com", "https://widget.cloudinary.com")
 UPLOAD_API_ORIGIN = "https://api.cloudinary.com"
 STATIC_TYPES = {
-    "app.js": "text/javascript; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
-    "favicon.svg": "image/svg+xml",
+    ".js": "text/javascript; charset=utf-8",  # module scripts need a JavaScript MIME type
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
+# What `/assets/<name>` may serve: these files, and every ES module in `function/web/js/`.
+STATIC_FILES = ("app.css", "favicon.svg")
+MODULES_DIR = "js"
+MODULE_NAME = re.compile(r"[a-z][a-z0-9-]*\.js")
 PREFLIGHT_MAX_AGE_S = 600
 
 
 @functools.cache
 def _read_static(name: str) -> bytes:
     return (STATIC_DIR / name).read_bytes()
+
+
+@functools.cache
+def static_files() -> dict[str, str]:
+    """Every name under /assets/ the page may load, with its content type, listed once.
+
+    A request is looked up here, so no request path is ever joined to a directory: nothing
+    outside this list (no `..`, no index.html, no other extension) can be served.
+    """
+    names = list(STATIC_FILES)
+    modules = STATIC_DIR / MODULES_DIR
+    names += sorted(
+        f"{MODULES_DIR}/{path.name}"
+        for path in modules.iterdir()
+        if path.is_file() and MODULE_NAME.fullmatch(path.name)
+    )
+    return {name: STATIC_TYPES[Path(name).suffix] for name in names}
 
 
 def public_config(settings: Settings) -> dict[str, Any]:
@@ -126,8 +149,8 @@ def page_response(settings: Settings) -> flask.Response:
 
 
 def static_response(name: str, settings: Settings, request: flask.Request) -> flask.Response | None:
-    """One of the page's static files (a fixed list: no path is ever joined), else None."""
-    content_type = STATIC_TYPES.get(name)
+    """One of the page's static files (`static_files`), else None."""
+    content_type = static_files().get(name)
     if content_type is None:
         return None
     response = flask.Response(_read_static(name), 200, content_type=content_type)
