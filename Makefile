@@ -46,8 +46,10 @@ lint: deps
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
+# A worker per core; `--dist loadfile` keeps each module (and its module-scoped servers) on one.
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 load: deps
 	$(PY) -m tests.support.load
