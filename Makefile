@@ -46,8 +46,9 @@ lint: deps
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-# A worker per core; `--dist loadfile` keeps each module (and its module-scoped servers) on one.
-TEST_WORKERS ?= 2
+# Three workers on two cores: a third runs while the others wait on their servers and emulators;
+# `--dist loadfile` keeps each module (and its module-scoped servers) on one.
+TEST_WORKERS ?= 3
 test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 

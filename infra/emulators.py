@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +67,9 @@ def start_gcloud_emulator(
             env=env,
             start_new_session=True,
         )
+    # Its config, log and data go with it: when the process object is collected, at the latest
+    # at exit (every caller stops the emulator before).
+    weakref.finalize(process, shutil.rmtree, workdir, ignore_errors=True)
     try:
         wait_until_up(f"http://{host}/", process, timeout_s)
     except (RuntimeError, TimeoutError):

@@ -32,9 +32,9 @@ RESULT_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def newcomer(model_dir: Path) -> Iterator[make_run.MakeRun]:
+def newcomer(model_dir: Path, tmp_path: Path) -> Iterator[make_run.MakeRun]:
     """`make run` with nothing configured (random weights given, so no download is tried)."""
-    run = make_run.start(MODEL_WEIGHTS=str(model_dir))
+    run = make_run.start(tmp_path / "make-run.log", MODEL_WEIGHTS=str(model_dir))
     try:
         yield run
     finally:

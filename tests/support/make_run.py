@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,8 +122,9 @@ def _answers(url: str) -> bool:
     return True
 
 
-def start(**extra_env: str) -> MakeRun:
-    """Start `infra/local.py run` like `make run` on a fresh clone: no .env, free ports."""
+def start(log: Path, **extra_env: str) -> MakeRun:
+    """Start `infra/local.py run` like `make run` on a fresh clone: no .env, free ports; its
+    output goes to `log` (in the test's tmp_path, which pytest prunes)."""
     names = ("results", "on_upload", "on_message", "cloudinary")
     ports = {name: processes.free_port() for name in names}
     env = {
@@ -138,7 +138,6 @@ def start(**extra_env: str) -> MakeRun:
         "LOCAL_CLOUDINARY_PORT": str(ports["cloudinary"]),
         **extra_env,
     }
-    log = Path(tempfile.mkstemp(prefix="autotagger-make-run-", suffix=".log")[1])
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "infra" / "local.py"), "run"],

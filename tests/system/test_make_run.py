@@ -21,8 +21,10 @@ from tests.support import make_run
 CTRL_C_BOUND_S = 20.0
 
 
-def test_ctrl_c_stops_every_process_with_a_browser_connection_open(model_dir: Path) -> None:
-    run = make_run.start(MODEL_WEIGHTS=str(model_dir))
+def test_ctrl_c_stops_every_process_with_a_browser_connection_open(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    run = make_run.start(tmp_path / "make-run.log", MODEL_WEIGHTS=str(model_dir))
     connection = http.client.HTTPConnection("127.0.0.1", run.ports["results"], timeout=30)
     # Browsers also open sockets ahead of need and send nothing on them for a while: one such
     # socket used to hold a gunicorn worker thread, and with it the port, after Ctrl-C.
@@ -75,9 +77,13 @@ def _assert_loopback_only(run: make_run.MakeRun) -> None:
     assert outside == [], f"listening beyond loopback: {outside}"
 
 
-def test_the_npm_emulator_and_everything_else_listen_on_loopback_only(model_dir: Path) -> None:
+def test_the_npm_emulator_and_everything_else_listen_on_loopback_only(
+    model_dir: Path, tmp_path: Path
+) -> None:
     """The npm Firestore emulator (the fallback without gcloud) binds loopback, not 0.0.0.0."""
-    run = make_run.start(MODEL_WEIGHTS=str(model_dir), FIRESTORE_EMULATOR="npm")
+    run = make_run.start(
+        tmp_path / "make-run.log", MODEL_WEIGHTS=str(model_dir), FIRESTORE_EMULATOR="npm"
+    )
     try:
         assert "the npm one" in run.log
         _assert_loopback_only(run)
@@ -90,9 +96,10 @@ def test_the_npm_emulator_and_everything_else_listen_on_loopback_only(model_dir:
 
 
 def test_with_a_cloudinary_url_no_local_cloudinary_starts(
-    model_dir: Path, standin: CloudinaryStandin, emulator_host: str
+    model_dir: Path, standin: CloudinaryStandin, emulator_host: str, tmp_path: Path
 ) -> None:
     run = make_run.start(
+        tmp_path / "make-run.log",
         MODEL_WEIGHTS=str(model_dir),
         CLOUDINARY_URL=standin.cloudinary_url,
         CLOUDINARY_UPLOAD_PRESET="my_preset",
