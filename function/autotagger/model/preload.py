@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from autotagger import logs, model
 from autotagger.clients import store
 from autotagger.config import Settings
-from autotagger.logs import Timings
 
 MODEL_TARGETS = ("on_upload", "on_message")
 THREAD_NAME = "model-preload"
@@ -70,7 +69,7 @@ def start(settings: Settings) -> threading.Thread:
 def _load(settings: Settings) -> None:
     try:
         store.client(settings)  # the Firestore client and its credentials too (no RPC)
-        model.for_settings(settings, Timings())  # logs "model loaded"
+        model.load_in_background(settings)  # logs "model loaded"
     except Exception as exc:
         logs.error(
             "model preload failed: the first request loads again",
