@@ -19,12 +19,17 @@ def _bytes(value: document.Value) -> bytes:
 @pytest.mark.parametrize("size", [1, 64, 512, 2048])
 def test_a_vector_encodes_to_the_sdks_bytes(size: int) -> None:
     rng = np.random.default_rng(size)
-    vector = Vector([float(x) for x in rng.normal(size=size).astype(np.float32)])
+    numbers = [float(x) for x in rng.normal(size=size).astype(np.float32)]
+    numbers[0] = 0.0  # a zero is sent too (a oneof member is present whatever its value)
+    vector = Vector(numbers)
     fast = firestore_vectors.encode_vector(vector)
     slow = firestore_vectors._sdk_encode_value(vector)
     assert _bytes(fast) == _bytes(slow)
     assert fast == slow
     assert _helpers.decode_value(fast, None) == vector
+    assert firestore_vectors.encode_vector(Vector([])) == firestore_vectors._sdk_encode_value(
+        Vector([])
+    )
 
 
 def test_the_sdk_uses_it_for_vectors_inside_documents_and_its_own_for_the_rest() -> None:

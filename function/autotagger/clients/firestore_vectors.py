@@ -2,8 +2,9 @@
 
 The SDK (`google.cloud.firestore_v1._helpers.encode_value`) turns a `Vector` into a map of an
 array and builds one proto-plus `Value` per number: 2-5 ms for a 512-number embedding on every
-write that carries one, a few percent of a warm classification. `encode_value` here builds the
-same protobuf from the raw message classes (~0.1 ms) and hands everything else to the SDK's
+write that carries one, a few percent of a warm classification. `encode_value` here writes the
+array's wire format with numpy (each number one length-delimited `Value{double_value}`: 11
+bytes) and parses it into the raw message (~0.03 ms), and hands everything else to the SDK's
 encoder; the bytes sent are identical (a unit test compares them), so what Firestore stores and
 `find_nearest` reads does not change.
 """
@@ -12,25 +13,32 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.types import document
 from google.cloud.firestore_v1.vector import Vector
 
 _RawValue: Any = document.Value.pb()
 _sdk_encode_value = _helpers.encode_value
+# One element of ArrayValue.values (field 1, length-delimited, 9 bytes) holding a Value whose
+# double_value (field 3, 64-bit) is the number: tags 0x0A and 0x19, little-endian double.
+_ELEMENT = np.dtype([("tag", "u1"), ("length", "u1"), ("field", "u1"), ("number", "<f8")])
+_ELEMENT_TAG, _ELEMENT_LENGTH, _DOUBLE_TAG = 0x0A, 9, 0x19
 
 
 def encode_vector(vector: Vector) -> document.Value:
     """`vector` as the SDK encodes it: `{"__type__": "__vector__", "value": [doubles]}`."""
-    values = [_RawValue(double_value=float(x)) for x in vector]
-    raw = _RawValue(
-        map_value={
-            "fields": {
-                "__type__": _RawValue(string_value="__vector__"),
-                "value": _RawValue(array_value={"values": values}),
-            }
-        }
+    elements = np.empty(len(vector), _ELEMENT)
+    elements["tag"], elements["length"], elements["field"] = (
+        _ELEMENT_TAG,
+        _ELEMENT_LENGTH,
+        _DOUBLE_TAG,
     )
+    elements["number"] = np.asarray(tuple(vector), dtype=np.float64)
+    raw = _RawValue()
+    fields = raw.map_value.fields
+    fields["__type__"].string_value = "__vector__"
+    fields["value"].array_value.MergeFromString(elements.tobytes())
     return document.Value.wrap(raw)
 
 
