@@ -43,7 +43,7 @@ from autotagger.domain import (
 )
 from autotagger.retry import GOOGLE_TRANSIENT, with_retries
 
-firestore_vectors.install()  # a 512-number embedding encoded in ~0.03 ms, not ~3
+firestore_vectors.install()  # a 512-number embedding encoded in 0.04 ms, not 3
 
 CALL_TIMEOUT_S = 10.0
 # Our own bounded retry (`_call`) is the only one: the client's default would retry each call
