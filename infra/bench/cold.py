@@ -156,5 +156,5 @@ def run_all(
         bench, fp32_dir, {"MODEL_MAX_BATCH": "8", "DOWNLOAD_RENDITION": "1"}, first, rounds
     )
     print("bench: features on / off, side by side...", flush=True)
-    out["features"] = features.run_features(bench, env_of, image, 3 * count)
+    out["features"] = features.run_features(bench, env_of, image, min(40, 3 * count))
     return out
