@@ -85,9 +85,14 @@ def stop(processes: Sequence[subprocess.Popen[Any]], timeout_s: float = 5.0) -> 
 
 
 def serve(
-    target: str, port: int, env: dict[str, str], log_to: IO[bytes] | None = None
+    target: str,
+    port: int,
+    env: dict[str, str],
+    log_to: IO[bytes] | None = None,
+    source: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`).
+    """Run one function under functions-framework on 127.0.0.1:port (output to `log_to`), from
+    `function/main.py` unless `source` names another module (a benchmark's variant of it).
 
     In its own process group, so `stop()` ends gunicorn's workers too: a worker thread blocked on
     a browser's idle pre-connected socket would otherwise keep the port after the master died.
@@ -98,7 +103,7 @@ def serve(
             "-m",
             "functions_framework",
             "--source",
-            str(ROOT / "function" / "main.py"),
+            str(source or ROOT / "function" / "main.py"),
             "--target",
             target,
             "--host",

@@ -6,25 +6,26 @@ stand-in) as `make bench`'s references; `make bench-cold` runs them alone (`--co
   both IRs); each cold start from `MODEL_WEIGHTS=gs://…` gets an empty `MODEL_CACHE_DIR` in
   /dev/shm (in memory, as Cloud Functions' /tmp) and is paired with a local-directory cold start
   run just before it; the server's "model fetched" log line says which files and bytes it read.
-- FEATURE_PAIRS: `(name, settings off, settings on)`; each pair is measured warm end to end, off
-  and on in alternation (A B A B), and reported as on/off. Add a feature's switch here.
+- FEATURE_PAIRS (`infra/bench/features.py`): `(name, environment off, environment on)`; each
+  pair's two servers run side by side and are sent requests in alternation (A B B A), warm end
+  to end, reported as on/off.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from infra import local_gcs
+from infra.bench import features
+from infra.bench.features import FEATURE_PAIRS
 from infra.bench.harness import Bench
 
-# (name, settings with the feature off, settings with it on): warm end to end, on / off.
-FEATURE_PAIRS: list[tuple[str, dict[str, str], dict[str, str]]] = []
+__all__ = ["FEATURE_PAIRS", "cold_starts", "run_all", "run_gcs", "run_preload"]
 SHM = Path("/dev/shm")  # noqa: S108 - in memory like Cloud Functions' /tmp; private dirs inside
 
 
@@ -113,35 +114,16 @@ def run_preload(
     rounds: int,
     reference: Callable[[], float],
 ) -> dict[str, list[dict[str, Any]]]:
-    """OpenVINO cold starts with MODEL_PRELOAD=1 and 0, alternated, each after an `import
-    tensorflow` reference."""
+    """OpenVINO cold starts with MODEL_PRELOAD=1 and 0, alternated (which goes first alternates
+    too), each after an `import tensorflow` reference. One uncounted start comes first: the
+    first request of a run also warms the emulator (its JIT), which would bias one side."""
+    cold_starts(bench, "preload warm-up", env_of({"MODEL_PRELOAD": "0"}), first, 1)
     out: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
-    for _ in range(rounds):
-        for key, flag in (("on", "1"), ("off", "0")):
+    for i in range(rounds):
+        order = (("on", "1"), ("off", "0")) if i % 2 == 0 else (("off", "0"), ("on", "1"))
+        for key, flag in order:
             env = env_of({"MODEL_PRELOAD": flag})
             out[key] += cold_starts(bench, f"preload {key}", env, first, 1, reference)
-    return out
-
-
-def run_features(
-    bench: Bench,
-    env_of: Callable[[dict[str, str]], dict[str, str]],
-    image: bytes,
-    count: int,
-) -> dict[str, Any]:
-    """Each FEATURE_PAIRS entry: warm end to end off and on, A B A B."""
-    out: dict[str, Any] = {}
-    for name, off, on in FEATURE_PAIRS:
-        samples: dict[str, list[float]] = {"off": [], "on": []}
-        for _ in range(2):
-            for key, settings in (("off", off), ("on", on)):
-                server, _ = bench.start(f"{name} {key}", env_of(settings), bench.asset(image, "f"))
-                try:
-                    bench.deliver(server.url, bench.asset(image, "fw"))
-                    samples[key] += [o.ms for o in bench.sequential(server, image, "f", count)]
-                finally:
-                    server.stop()
-        out[name] = {k: statistics.median(v) for k, v in samples.items()}
     return out
 
 
@@ -173,7 +155,6 @@ def run_all(
     out["gcs"] = run_gcs(
         bench, fp32_dir, {"MODEL_MAX_BATCH": "8", "DOWNLOAD_RENDITION": "1"}, first, rounds
     )
-    if FEATURE_PAIRS:
-        print("bench: features on / off...", flush=True)
-    out["features"] = run_features(bench, env_of, image, count)
+    print("bench: features on / off, side by side...", flush=True)
+    out["features"] = features.run_features(bench, env_of, image, min(40, 3 * count))
     return out

@@ -115,18 +115,37 @@ def report(data: dict[str, Any]) -> str:
         f"{t['fp16']['forward_ms']:.0f} ms ({t['fp32']['forward_ms']:.0f}) | (report) | |"
     )
     for name, row in data.get("features", {}).items():
-        extra = row["on"] / row["off"] - 1
+        lines.append(feature_row(name, row))
+    if not data.get("features"):
         lines.append(
+            "| new features on / off, warm end to end | (no pair listed: add one to "
+            "`infra/bench/features.py` FEATURE_PAIRS) | ≤ +3% | |"
+        )
+    return "\n".join(lines)
+
+
+def feature_row(name: str, row: dict[str, Any]) -> str:
+    """One feature pair's row: what it adds outside the forward (the verdict: both sides run the
+    same forward), and the end to end's medians and paired ratio beside it."""
+    if not isinstance(row.get("on"), dict):  # a run from before the pairs ran side by side
+        extra = row["on"] / row["off"] - 1
+        return (
             f"| feature {name}: warm end to end on / off (A B A B) | {extra:+.1%} "
             f"({row['on']:.0f} / {row['off']:.0f} ms) | ≤ +{GOALS['features']:.0%} "
             f"| {_ok(extra <= GOALS['features'])} |"
         )
-    if not data.get("features"):
-        lines.append(
-            "| new features on / off, warm end to end | (no pair listed: add one to "
-            "`infra/bench/cold.py` FEATURE_PAIRS) | ≤ +3% | |"
-        )
-    return "\n".join(lines)
+    share = row["outside_forward_extra_share"]
+    on, off = row["on"], row["off"]
+    errors = on["errors"] + off["errors"]
+    return (
+        f"| feature {name}: on / off, warm end to end, servers side by side "
+        f"({row['pairs']} request pairs, {row['servers_per_side']} servers a side) "
+        f"| outside the forward {row['outside_forward_extra_ms']:+.1f} ms = {share:+.1%} of "
+        f"{off['ms']:.0f} ms; end to end {on['ms']:.0f} / {off['ms']:.0f} ms, paired "
+        f"{row['paired_ratio'] - 1:+.1%}; tags written {off['tags']:.0f} → {on['tags']:.0f} "
+        f"(concepts {on['concepts']:.0f}, learned {on['learned_tags']:.0f}); {errors} errors "
+        f"| ≤ +{GOALS['features']:.0%} | {_ok(share <= GOALS['features'] and errors == 0)} |"
+    )
 
 
 def write_only(data: dict[str, Any], out: Path) -> None:

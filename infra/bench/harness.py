@@ -160,13 +160,20 @@ class Bench:
             record = {}
         return Outcome(response.status_code, ms, record)
 
-    def start(self, name: str, env: dict[str, str], first: dict[str, Any]) -> tuple[Server, dict]:
-        """Start on_upload and send `first` as soon as it listens: the cold start."""
+    def start(
+        self,
+        name: str,
+        env: dict[str, str],
+        first: dict[str, Any],
+        source: Path | None = None,
+    ) -> tuple[Server, dict]:
+        """Start on_upload (from `source`, else main.py) and send `first` as soon as it
+        listens: the cold start."""
         port = processes.free_port()
         log = self.workdir / f"{name.replace(' ', '_')}-{port}.log"
         started = time.perf_counter()
         with log.open("wb") as out:
-            process = processes.serve("on_upload", port, env, log_to=out)
+            process = processes.serve("on_upload", port, env, log_to=out, source=source)
         server = Server(process, f"http://127.0.0.1:{port}/", MemorySampler(process.pid), log)
         deadline = started + 180
         while True:

@@ -101,7 +101,8 @@ def _server_env(base_env: dict[str, str], model_dir: Path, tmp_path: Path) -> di
         **base_env,
         "MODEL_WEIGHTS": str(model_dir),
         "MODEL_ENGINE": "openvino",
-        "PYTHONPATH": str(site),
+        # the instrumentation first, then this checkout's code when PYTHONPATH names it
+        "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "PRELOAD_TEST_MARKERS": str(markers),
     }
 

@@ -70,3 +70,44 @@ def test_the_video_report_states_the_goal_and_its_verdict() -> None:
 def test_an_unknown_part_is_refused() -> None:
     with pytest.raises(SystemExit, match="unknown part 'nope'"):
         parts.run_part(argparse.Namespace(part="nope"))
+
+
+def test_the_feature_pairs_cover_the_new_features_with_valid_settings() -> None:
+    from autotagger import config
+    from infra.bench import feature_switch, features
+
+    names = [name for name, _, _ in features.FEATURE_PAIRS]
+    assert names[0] == "concepts + embedding + vocabulary"
+    assert set(names) >= {"concepts", "embedding", "vocabulary"}
+    variables = {var.name for var in config.declared().values()}
+    for name, off, on in features.FEATURE_PAIRS:
+        assert off != on, name
+        for side in (off, on, features.COMMON):
+            settings = {k: v for k, v in side.items() if k not in features.BENCH_KEYS}
+            assert set(settings) <= variables, (name, set(settings) - variables)
+            config.load_settings({"MODEL_WEIGHTS": "random", **settings})  # valid values
+            chosen = side.get(feature_switch.VARIABLE, "")
+            assert set(feature_switch.without(chosen)) <= set(feature_switch.FEATURES)
+    combined_off, combined_on = features.FEATURE_PAIRS[0][1:]
+    assert feature_switch.without(combined_off[feature_switch.VARIABLE]) == (
+        feature_switch.FEATURES
+    )
+    assert combined_on == {"BENCH_VOCABULARY": "1"}
+    with pytest.raises(SystemExit, match="unknown feature"):
+        feature_switch.without("concepts,nope")
+
+
+def test_the_bench_vocabulary_fires_a_few_tags_for_the_served_model() -> None:
+    import numpy as np
+
+    from autotagger import vocabulary
+    from infra.bench import features
+
+    learned = features.learned_vocabulary("vgg16/x@0123")
+    assert learned.model == "vgg16/x@0123" and learned.dim == 512
+    rng = np.random.default_rng(1)
+    counts = []
+    for _ in range(50):
+        e = rng.normal(size=512)
+        counts.append(len(vocabulary.apply(learned, (e / np.linalg.norm(e)).astype(np.float32))))
+    assert 0 < np.median(counts) <= 10

@@ -96,6 +96,7 @@ __all__ = [
     "get_model",
     "infer",
     "is_loaded",
+    "load_in_background",
     "openvino_available",
     "release",
     "release_all",
@@ -108,6 +109,9 @@ Inference = engines.Inference
 _lock = threading.Lock()
 _models: dict[tuple[str, str, int, str, str], Classifier] = {}
 load_count = 0  # how many times a model was actually loaded (tests check it stays at one)
+warm_ups_skipped = 0  # loads whose warm-up forward was left to a waiting request (tests)
+_waiting = 0  # requests inside get_model for a model not loaded yet (the preload is not one)
+_waiting_lock = threading.Lock()
 
 
 def get_model(
@@ -116,16 +120,33 @@ def get_model(
     max_batch: int = 1,
     engine: str = "auto",
     openvino_hint: str = "latency",
+    background: bool = False,
 ) -> Classifier:
     """The warm model for `weights`, loaded on first use; concurrent first calls load it once.
 
     `max_batch` > 1 wraps the model in a `MicroBatcher` when its engine gains from batches
-    (TensorFlow; OpenVINO under the latency hint), else it is ignored.
+    (TensorFlow; OpenVINO under the latency hint), else it is ignored. `background`: a load
+    nobody waits for (the preload); a request waiting for the model is counted, so the load
+    can leave its warm-up forward to that request's own forward (`_warm_up`).
     """
     key = (weights, precision, max_batch, engine, openvino_hint)
     model = _models.get(key)
     if model is not None:
         return model
+    global _waiting
+    if background:
+        return _get_locked(key)
+    with _waiting_lock:
+        _waiting += 1
+    try:
+        return _get_locked(key)
+    finally:
+        with _waiting_lock:
+            _waiting -= 1
+
+
+def _get_locked(key: tuple[str, str, int, str, str]) -> Classifier:
+    weights, precision, max_batch, engine, openvino_hint = key
     with _lock:
         model = _models.get(key)
         if model is None:
@@ -144,6 +165,7 @@ def get_model(
 def _load_logged(weights: str, precision: str, engine: str, openvino_hint: str) -> Classifier:
     global load_count
     started = time.perf_counter()
+    skipped = warm_ups_skipped
     model = _load(weights, precision, engine, openvino_hint)
     load_count += 1
     logs.info(
@@ -151,6 +173,7 @@ def _load_logged(weights: str, precision: str, engine: str, openvino_hint: str) 
         model=model.name,
         engine=getattr(model, "engine", "?"),
         load_ms=round((time.perf_counter() - started) * 1e3, 1),
+        warm_up="left to the waiting request" if warm_ups_skipped > skipped else "done",
     )
     return model
 
@@ -177,27 +200,46 @@ def release(weights: str) -> int:
     return len(keys)
 
 
-def for_settings(settings: Settings, timings: Timings) -> Classifier:
-    """The warm classifier `settings` name (weights, precision, batching, engine); a cold load is
-    timed as the `model_load` stage."""
-    spec = (
+def _spec(settings: Settings) -> tuple[str, str, int, str, str]:
+    return (
         settings.model_weights,
         settings.model_precision,
         settings.model_max_batch,
         settings.model_engine,
         settings.model_openvino_hint,
     )
+
+
+def for_settings(settings: Settings, timings: Timings) -> Classifier:
+    """The warm classifier `settings` name (weights, precision, batching, engine); a cold load is
+    timed as the `model_load` stage."""
+    spec = _spec(settings)
     if is_loaded(*spec):
         return get_model(*spec)
     with timings.stage("model_load"):
         return get_model(*spec)
 
 
+def load_in_background(settings: Settings) -> Classifier:
+    """`for_settings` for a load nobody waits for (the preload): see `get_model`'s
+    `background`."""
+    return get_model(*_spec(settings), background=True)
+
+
 def _warm_up(classifier: Classifier) -> Classifier:
     """One forward on zeros, so the first request gets a traced, planned graph; it also finds
-    whether the model has the embedding output (`embedding_dim`), and says so when it has not."""
-    out = infer(classifier, np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
-    dim = None if out.embeddings is None else int(out.embeddings.shape[-1])
+    whether the model has the embedding output (`embedding_dim`), and says so when it has not.
+
+    When a request is already waiting for this model and the engine knows its outputs without a
+    forward (OpenVINO), the forward is left out: that request's own forward does the same first
+    run, and a warm-up before it would only make it wait one forward longer."""
+    global warm_ups_skipped
+    if getattr(classifier, "outputs_known", False) and _requests_waiting():
+        dim = embedding_dim(classifier)
+        warm_ups_skipped += 1
+    else:
+        out = infer(classifier, np.zeros((1, *INPUT_SHAPE), dtype=np.float32))
+        dim = None if out.embeddings is None else int(out.embeddings.shape[-1])
     classifier.embedding_dim = dim  # type: ignore[attr-defined]
     if dim is None:
         logs.warning(
@@ -207,6 +249,11 @@ def _warm_up(classifier: Classifier) -> Classifier:
             model=classifier.name,
         )
     return classifier
+
+
+def _requests_waiting() -> bool:
+    with _waiting_lock:
+        return _waiting > 0
 
 
 def _load_artifact(path: Path, precision: str, engine: str, openvino_hint: str) -> Classifier:

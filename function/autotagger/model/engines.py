@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,7 +216,7 @@ class OpenVINOClassifier:
     `infer` releases the GIL, so the rest of other requests runs meanwhile."""
 
     engine = "openvino"
-    embedding_dim: int | None = None  # set by the warm-up forward
+    outputs_known = True  # the compiled model's shapes give `embedding_dim`, no forward needed
 
     def __init__(self, compiled: Any, name: str, hint: str) -> None:
         self.name = name
@@ -224,6 +225,7 @@ class OpenVINOClassifier:
         self._compiled = compiled
         widths = [int(port.get_partial_shape()[-1].get_length()) for port in compiled.outputs]
         self._output, self._embedding = pick_outputs(widths)
+        self.embedding_dim = None if self._embedding is None else widths[self._embedding]
         self.requests = max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(self.requests):
@@ -249,10 +251,21 @@ class OpenVINOClassifier:
         return self.infer(batch).probabilities
 
 
+def without_openvino_telemetry() -> None:
+    """Keep `import openvino` from sending a usage event to Google Analytics. Unless a consent
+    file in $HOME says otherwise, its model-conversion package (imported by `openvino` itself)
+    sends one on import, from a child it forks off this process (mid-load, 1+ GB, gRPC
+    running). A classification service sends nothing anywhere: with `openvino_telemetry`
+    unimportable, OpenVINO uses its own no-op stand-in. Nothing else is changed."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+
+
 def load_openvino(xml: Path, name: str, hint: str = "latency") -> OpenVINOClassifier:
     """The IR on OpenVINO's CPU plugin (no TensorFlow import). The `.bin` is memory-mapped;
     inference precision is pinned to fp32: on CPUs with AMX or AVX512-FP16 the plugin would
     otherwise default to bf16/fp16 and the labels would drift from TensorFlow's."""
+    without_openvino_telemetry()
     import openvino as ov
 
     if hint not in OPENVINO_HINTS:

@@ -6,9 +6,11 @@ serves the requests. An inference runtime's thread pools (and any lock a loading
 do not survive a fork, so nothing is loaded at import: `schedule` registers the load to start
 in the forked worker right after the fork, in a background thread, while the worker finishes
 booting and starts accepting connections. A request arriving mid-load waits on the model
-getter's lock and is answered by the loaded model. A failed preload is logged; the first
-request then loads again and reports the failure itself. Without a fork (an app created
-in-process, as tests do), nothing is preloaded and the first request loads, as before.
+getter's lock and is answered by the loaded model; the load then leaves its warm-up forward to
+that request's own forward (OpenVINO), so the request never waits for two. A failed preload is
+logged; the first request then loads again and reports the failure itself. Without a fork (an
+app created in-process, as tests do), nothing is preloaded and the first request loads, as
+before.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from autotagger import logs, model
 from autotagger.clients import store
 from autotagger.config import Settings
-from autotagger.logs import Timings
 
 MODEL_TARGETS = ("on_upload", "on_message")
 THREAD_NAME = "model-preload"
@@ -70,7 +71,7 @@ def start(settings: Settings) -> threading.Thread:
 def _load(settings: Settings) -> None:
     try:
         store.client(settings)  # the Firestore client and its credentials too (no RPC)
-        model.for_settings(settings, Timings())  # logs "model loaded"
+        model.load_in_background(settings)  # logs "model loaded"
     except Exception as exc:
         logs.error(
             "model preload failed: the first request loads again",
