@@ -1,5 +1,6 @@
-"""Concept tags through the real path: VGG16 artifacts built by infra/build_model.py that answer
-a chosen distribution for every image (tests/support/distributions.py), served by OpenVINO, the
+"""Concept tags through the real path: VGG16 artifacts that answer a chosen distribution for every
+image (tests/support/distributions.py: one built by infra/build_model.py from a crafted weights
+file, the others its IR with the bias replaced), served by OpenVINO, the
 webhook pipeline, the Cloudinary stand-in and the Firestore emulator; then search by tag (API and
 CLI).
 
@@ -13,11 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autotagger import cli, concepts, model
+from autotagger.media import imaging
 from infra.local_cloudinary import CloudinaryStandin
-from tests.support.distributions import artifact, distributions
+from tests.support.distributions import artifact, distributions, uniform
 from tests.support.helpers import image_bytes, notification_from, sign_body
 
 pytestmark = pytest.mark.slow
@@ -37,6 +40,25 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def answers() -> dict[str, Path]:
     return {name: artifact(p) for name, p in distributions().items()}
+
+
+def test_crafted_artifacts_answer_exactly_their_distribution(answers: dict[str, Path]) -> None:
+    """The base artifact (a crafted weights file through build_model.py) and a rebiased copy of
+    its IR answer their distributions, whatever the image."""
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    for probabilities, directory in [
+        (uniform(), artifact(uniform())),
+        (distributions()["dog"], answers["dog"]),
+    ]:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        assert manifest["sha256"] == manifest["files"]["openvino/model.bin"]["sha256"]
+        classifier = model.get_model(str(directory), engine="openvino")
+        try:
+            answered = classifier.predict(imaging.preprocess(pixels))
+        finally:
+            model.release(str(directory.resolve()))
+        expected = np.broadcast_to(probabilities.astype(np.float32), answered.shape)
+        np.testing.assert_allclose(answered, expected, rtol=1e-5, atol=0)
 
 
 def _classify(

@@ -17,7 +17,7 @@ from autotagger.media import imaging
 from autotagger.model import engines
 from infra import local, near_duplicates
 from infra.local_cloudinary import CloudinaryStandin
-from tests.support import keras_reference
+from tests.support import keras_reference, parity_inputs
 from tests.support.helpers import notification_from, sign_body
 
 # -- units (no model) ---------------------------------------------------------------------------
@@ -120,13 +120,6 @@ def test_a_classifier_with_only_predict_gives_no_embedding() -> None:
 # -- the artifact's engines ----------------------------------------------------------------------
 
 
-def _pictures() -> tuple[list[bytes], np.ndarray]:
-    images = [near_duplicates.picture(seed) for seed in range(5)]
-    images += near_duplicates.variants(images[0])
-    pixels = np.stack([imaging.load_rgb(data, 10**8) for data in images])
-    return images, imaging.preprocess(pixels)
-
-
 @pytest.mark.slow
 def test_manifests_record_the_embedding(model_dir: Path) -> None:
     int8_dir = local.ensure_random_model("int8")
@@ -155,8 +148,8 @@ def test_embedding_parity_openvino_tensorflow_keras(model_dir: Path) -> None:
     """OpenVINO and TensorFlow (both from the artifact) against Keras's own block5_pool,
     averaged and normalised independently here: within 1e-5, in the forward that also gives
     the probabilities, batched or one by one."""
-    _, batch = _pictures()
-    keras = keras_reference.of_batch(batch)
+    _, batch = parity_inputs.embedding_pictures()
+    keras = keras_reference.answers().embedding
     reference, reference_probabilities = keras.embeddings, keras.probabilities
 
     by_engine: dict[str, model.Inference] = {}
@@ -187,7 +180,7 @@ def test_int8_embedding_stays_close_to_fp32(model_dir: Path) -> None:
     """LiteRT int8 (dynamic-range) against fp32: each component within 5e-3 and cosine distance
     under 2e-4, i.e. well under the near-duplicate threshold and the distances between
     different pictures (measured: max component 2e-3, cosine distance ~3e-5)."""
-    _, batch = _pictures()
+    _, batch = parity_inputs.embedding_pictures()
     int8 = model.get_model(str(local.ensure_random_model("int8")))
     fp32 = model.get_model(str(model_dir))
     assert model.embedding_dim(int8) == 512
@@ -204,19 +197,19 @@ def test_int8_embedding_stays_close_to_fp32(model_dir: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.isolated  # TensorFlow beside OpenVINO
 def test_old_artifact_without_embedding_serves_labels_and_says_so_once(
-    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An artifact built before the embedding (a single-output SavedModel, no `embedding` in
     its manifest) still serves the same labels; its classifier has no embedding, and the load
     logs that once."""
-    keras_reference.old_artifact(tmp_path)
+    old_artifact = keras_reference.answers().old_artifact
     capsys.readouterr()
-    old = model.get_model(str(tmp_path), engine="tensorflow")
-    again = model.get_model(str(tmp_path), engine="tensorflow")
+    old = model.get_model(str(old_artifact), engine="tensorflow")
+    again = model.get_model(str(old_artifact), engine="tensorflow")
     assert again is old and model.embedding_dim(old) is None
     logged = capsys.readouterr().out
     assert logged.count("model has no embedding output") == 1
-    _, batch = _pictures()
+    _, batch = parity_inputs.embedding_pictures()
     out = model.infer(old, batch)
     assert out.embeddings is None
     current = model.get_model(str(model_dir), engine="tensorflow")

@@ -9,7 +9,6 @@ modules imported), never timings: `make bench` measures speed.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
 import threading
@@ -17,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from autotagger import model
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
 from autotagger.media import imaging
 from autotagger.model import artifact
-from tests.support import keras_reference
+from tests.support import keras_reference, parity_inputs
 from tests.support.helpers import image_bytes, notification_from, on_upload_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,33 +119,6 @@ def test_old_artifact_without_ir_loads_with_tensorflow(model_dir: Path, tmp_path
 # -- label fidelity -------------------------------------------------------------------------------
 
 
-def _images() -> list[bytes]:
-    """Photo-like, drawn and noisy images of several sizes and aspect ratios (PNG: lossless, so
-    both pipelines decode the very same pixels)."""
-    rng = np.random.default_rng(14)
-    images = [
-        image_bytes((640, 480), (220, 40, 40), "PNG"),
-        image_bytes((300, 500), (20, 200, 90), "PNG"),
-    ]
-    for size in [(800, 600), (500, 900), (1024, 256), (224, 224)]:
-        canvas = Image.linear_gradient("L").resize(size).convert("RGB")
-        draw = ImageDraw.Draw(canvas)
-        for _ in range(10):
-            x0, y0 = int(rng.integers(0, size[0])), int(rng.integers(0, size[1]))
-            box = (x0, y0, x0 + int(rng.integers(10, size[0])), y0 + int(rng.integers(10, size[1])))
-            color = tuple(int(v) for v in rng.integers(0, 256, 3))
-            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=color)
-        out = io.BytesIO()
-        canvas.save(out, "PNG")
-        images.append(out.getvalue())
-    for size in [(260, 300), (640, 640)]:
-        out = io.BytesIO()
-        noise = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-        Image.fromarray(noise).save(out, "PNG")
-        images.append(out.getvalue())
-    return images
-
-
 @pytest.mark.slow
 @pytest.mark.isolated  # TensorFlow beside OpenVINO
 def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path) -> None:
@@ -162,8 +133,8 @@ def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path) -> None:
     assert openvino.name == tensorflow.name == model.artifact_name(manifest)
     assert manifest["name"] == "vgg16/random(seed=0)"
 
-    images = _images()
-    reference = keras_reference.of_images(images).probabilities
+    images = parity_inputs.engine_images()
+    reference = keras_reference.answers().engines.probabilities
     batch = imaging.preprocess(np.stack([imaging.load_rgb(data, 10**8) for data in images]))
     by_engine = {
         "openvino": openvino.predict(batch),

@@ -8,8 +8,6 @@ default nearest-neighbour resize (and JPEG draft decoding), is outside what this
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,46 +15,21 @@ import pytest
 
 from autotagger import model
 from autotagger.media import imaging
-from tests.support import keras_reference
-from tests.support.helpers import image_bytes
+from tests.support import keras_reference, parity_inputs
 
 pytestmark = pytest.mark.slow
 
 
-def _images() -> list[bytes]:
-    rng = np.random.default_rng(7)
-    noise = rng.integers(0, 255, (300, 260, 3), dtype=np.uint8)
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(noise).save(buffer, format="PNG")
-    return [
-        image_bytes((640, 480), (220, 40, 40), "PNG"),
-        image_bytes((300, 500), (20, 200, 90), "PNG"),
-        buffer.getvalue(),
-    ]
-
-
-@pytest.mark.isolated  # imports Keras, hence TensorFlow
 def test_preprocess_matches_keras() -> None:
-    from keras.applications.vgg16 import preprocess_input
-
-    batch = np.random.default_rng(1).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
-    np.testing.assert_allclose(
-        imaging.preprocess(batch), preprocess_input(batch.astype(np.float32)), rtol=0, atol=1e-4
-    )
+    pixels = parity_inputs.preprocess_pixels()
+    theirs = keras_reference.answers().preprocessed
+    np.testing.assert_allclose(imaging.preprocess(pixels), theirs, rtol=0, atol=1e-4)
 
 
-@pytest.mark.isolated  # imports Keras, hence TensorFlow
-def test_decode_matches_keras(monkeypatch: pytest.MonkeyPatch) -> None:
-    from keras.src.applications import imagenet_utils
-
-    # Keras would download this very file; hand it our shipped copy instead (no network).
-    monkeypatch.setattr(
-        imagenet_utils, "CLASS_INDEX", json.loads(model.CLASS_INDEX_PATH.read_text())
-    )
-    probabilities = np.random.default_rng(3).dirichlet(np.ones(1000), size=2).astype(np.float32)
-    theirs = imagenet_utils.decode_predictions(probabilities, top=5)
+def test_decode_matches_keras() -> None:
+    probabilities = parity_inputs.decode_probabilities()
+    theirs = keras_reference.answers().decoded
+    assert len(theirs) == len(probabilities)
     for row, decoded in zip(probabilities, theirs, strict=True):
         ours = model.top_k(row, 5)
         assert [(p.wnid, p.label) for p in ours] == [(w, label) for w, label, _ in decoded]
@@ -66,8 +39,8 @@ def test_decode_matches_keras(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_end_to_end_matches_keras(model_dir: Path) -> None:
     served = model.get_model(str(model_dir))
     assert served.name.startswith("vgg16/random(seed=0)@")
-    images = _images()
-    keras = keras_reference.of_images(images)
+    images = parity_inputs.parity_images()
+    keras = keras_reference.answers().parity
     assert keras.pixels is not None
     for data, keras_pixels, keras_probs in zip(
         images, keras.pixels, keras.probabilities, strict=True

@@ -77,6 +77,12 @@ def _call(settings: Settings, what: str, call: Callable[[firestore.Client], T]) 
         except google_exceptions.ServiceUnavailable:
             _forget(settings, db)
             raise
+        except ValueError as exc:
+            # A transaction still contended after the SDK's own attempts (it wraps the last
+            # ABORTED in a ValueError): contention is transient, so ours retry it with backoff.
+            if isinstance(exc.__cause__, google_exceptions.Aborted):
+                raise exc.__cause__ from exc
+            raise
 
     return with_retries(f"Firestore {what}", attempt, _is_transient)
 
