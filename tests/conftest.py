@@ -6,14 +6,17 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from infra import emulators, local, processes
 from infra.local_cloudinary import CloudinaryStandin
 
-pytest_plugins = ["tests.support.memory", "tests.support.isolated"]
+if TYPE_CHECKING:
+    from tests.support.keras_reference import Answers
+
+pytest_plugins = ["tests.support.memory", "tests.support.isolated", "tests.support.prebuild"]
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = str(ROOT / "function" / "main.py")
@@ -106,6 +109,20 @@ def _return_freed_memory() -> None:
 def model_dir() -> Path:
     """The real VGG16 graph with seeded random weights, saved by infra/build_model.py."""
     return local.ensure_random_model()
+
+
+@pytest.fixture(scope="session")
+def int8_model_dir() -> Path:
+    """The same seeded VGG16 converted to LiteRT int8 (dynamic range)."""
+    return local.ensure_random_model("int8")
+
+
+@pytest.fixture(scope="session")
+def keras_answers() -> Answers:
+    """Keras's own answers to every parity input (tests/support/keras_reference.py)."""
+    from tests.support import keras_reference
+
+    return keras_reference.answers()
 
 
 @pytest.fixture

@@ -38,17 +38,19 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def answers() -> dict[str, Path]:
+def concept_artifacts() -> dict[str, Path]:
     return {name: artifact(p) for name, p in distributions().items()}
 
 
-def test_crafted_artifacts_answer_exactly_their_distribution(answers: dict[str, Path]) -> None:
+def test_crafted_artifacts_answer_exactly_their_distribution(
+    concept_artifacts: dict[str, Path],
+) -> None:
     """The base artifact (a crafted weights file through build_model.py) and a rebiased copy of
     its IR answer their distributions, whatever the image."""
     pixels = np.random.default_rng(2).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
     for probabilities, directory in [
         (uniform(), artifact(uniform())),
-        (distributions()["dog"], answers["dog"]),
+        (distributions()["dog"], concept_artifacts["dog"]),
     ]:
         manifest = json.loads((directory / "manifest.json").read_text())
         assert manifest["sha256"] == manifest["files"]["openvino/model.bin"]["sha256"]
@@ -80,10 +82,10 @@ def _classify(
 
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_chosen_answers_give_their_concepts(
-    name: str, answers, make_client, standin, stored
+    name: str, concept_artifacts, make_client, standin, stored
 ) -> None:
     must, must_not = EXPECTED[name]
-    resource, record = _classify(make_client, standin, answers[name], f"concepts/{name}")
+    resource, record = _classify(make_client, standin, concept_artifacts[name], f"concepts/{name}")
     assert record["status"] == "done"
     found = {c["name"]: c for c in record["concepts"]}
     assert must <= set(found), found
@@ -105,9 +107,9 @@ def test_chosen_answers_give_their_concepts(
     assert document["tags"] == record["tags"]
 
 
-def test_search_by_any_tag(answers, make_client, standin, monkeypatch, capsys) -> None:
-    dog, dog_record = _classify(make_client, standin, answers["dog"], "search/dog")
-    car, car_record = _classify(make_client, standin, answers["car"], "search/car")
+def test_search_by_any_tag(concept_artifacts, make_client, standin, monkeypatch, capsys) -> None:
+    dog, dog_record = _classify(make_client, standin, concept_artifacts["dog"], "search/dog")
+    car, car_record = _classify(make_client, standin, concept_artifacts["car"], "search/car")
     results = make_client("results", RESULTS_ACCESS="private", RESULTS_TOKEN=TOKEN)
     auth = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -121,9 +121,8 @@ def test_a_classifier_with_only_predict_gives_no_embedding() -> None:
 
 
 @pytest.mark.slow
-def test_manifests_record_the_embedding(model_dir: Path) -> None:
-    int8_dir = local.ensure_random_model("int8")
-    for directory in (model_dir, int8_dir):
+def test_manifests_record_the_embedding(model_dir: Path, int8_model_dir: Path) -> None:
+    for directory in (model_dir, int8_model_dir):
         manifest = json.loads((directory / "manifest.json").read_text())
         assert manifest["embedding"]["name"] == model.EMBEDDING_NAME == "vgg16/block5_pool/gap/l2"
         assert manifest["embedding"]["dim"] == model.EMBEDDING_DIM == 512
@@ -144,12 +143,14 @@ def test_manifests_record_the_embedding(model_dir: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.isolated  # TensorFlow beside OpenVINO
-def test_embedding_parity_openvino_tensorflow_keras(model_dir: Path) -> None:
+def test_embedding_parity_openvino_tensorflow_keras(
+    model_dir: Path, keras_answers: keras_reference.Answers
+) -> None:
     """OpenVINO and TensorFlow (both from the artifact) against Keras's own block5_pool,
     averaged and normalised independently here: within 1e-5, in the forward that also gives
     the probabilities, batched or one by one."""
     _, batch = parity_inputs.embedding_pictures()
-    keras = keras_reference.answers().embedding
+    keras = keras_answers.embedding
     reference, reference_probabilities = keras.embeddings, keras.probabilities
 
     by_engine: dict[str, model.Inference] = {}
@@ -176,12 +177,12 @@ def test_embedding_parity_openvino_tensorflow_keras(model_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_int8_embedding_stays_close_to_fp32(model_dir: Path) -> None:
+def test_int8_embedding_stays_close_to_fp32(model_dir: Path, int8_model_dir: Path) -> None:
     """LiteRT int8 (dynamic-range) against fp32: each component within 5e-3 and cosine distance
     under 2e-4, i.e. well under the near-duplicate threshold and the distances between
     different pictures (measured: max component 2e-3, cosine distance ~3e-5)."""
     _, batch = parity_inputs.embedding_pictures()
-    int8 = model.get_model(str(local.ensure_random_model("int8")))
+    int8 = model.get_model(str(int8_model_dir))
     fp32 = model.get_model(str(model_dir))
     assert model.embedding_dim(int8) == 512
     out8, out32 = model.infer(int8, batch), model.infer(fp32, batch)
@@ -197,12 +198,12 @@ def test_int8_embedding_stays_close_to_fp32(model_dir: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.isolated  # TensorFlow beside OpenVINO
 def test_old_artifact_without_embedding_serves_labels_and_says_so_once(
-    model_dir: Path, capsys: pytest.CaptureFixture[str]
+    model_dir: Path, keras_answers: keras_reference.Answers, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """An artifact built before the embedding (a single-output SavedModel, no `embedding` in
     its manifest) still serves the same labels; its classifier has no embedding, and the load
     logs that once."""
-    old_artifact = keras_reference.answers().old_artifact
+    old_artifact = keras_answers.old_artifact
     capsys.readouterr()
     old = model.get_model(str(old_artifact), engine="tensorflow")
     again = model.get_model(str(old_artifact), engine="tensorflow")

@@ -21,15 +21,14 @@ from autotagger import model
 from autotagger.config import load_settings
 from autotagger.errors import ConfigError
 from autotagger.media import imaging
-from infra import local
 from tests.support.helpers import image_bytes, notification_from, on_upload_in_fresh_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def int8_dir() -> Path:
-    return local.ensure_random_model("int8")
+def int8_dir(int8_model_dir: Path) -> Path:
+    return int8_model_dir
 
 
 def _batch(count: int = 4) -> np.ndarray:

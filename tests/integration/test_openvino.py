@@ -121,7 +121,9 @@ def test_old_artifact_without_ir_loads_with_tensorflow(model_dir: Path, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.isolated  # TensorFlow beside OpenVINO
-def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path) -> None:
+def test_openvino_labels_match_tensorflow_and_keras(
+    model_dir: Path, keras_answers: keras_reference.Answers
+) -> None:
     """OpenVINO, TensorFlow (both served from the artifact) and Keras's reference pipeline
     (`load_img` bilinear + `preprocess_input` + the Keras model) on the project's seeded
     weights: identical top-5 and probabilities within 1e-5 on every image."""
@@ -134,7 +136,7 @@ def test_openvino_labels_match_tensorflow_and_keras(model_dir: Path) -> None:
     assert manifest["name"] == "vgg16/random(seed=0)"
 
     images = parity_inputs.engine_images()
-    reference = keras_reference.answers().engines.probabilities
+    reference = keras_answers.engines.probabilities
     batch = imaging.preprocess(np.stack([imaging.load_rgb(data, 10**8) for data in images]))
     by_engine = {
         "openvino": openvino.predict(batch),

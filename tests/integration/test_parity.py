@@ -20,15 +20,15 @@ from tests.support import keras_reference, parity_inputs
 pytestmark = pytest.mark.slow
 
 
-def test_preprocess_matches_keras() -> None:
+def test_preprocess_matches_keras(keras_answers: keras_reference.Answers) -> None:
     pixels = parity_inputs.preprocess_pixels()
-    theirs = keras_reference.answers().preprocessed
+    theirs = keras_answers.preprocessed
     np.testing.assert_allclose(imaging.preprocess(pixels), theirs, rtol=0, atol=1e-4)
 
 
-def test_decode_matches_keras() -> None:
+def test_decode_matches_keras(keras_answers: keras_reference.Answers) -> None:
     probabilities = parity_inputs.decode_probabilities()
-    theirs = keras_reference.answers().decoded
+    theirs = keras_answers.decoded
     assert len(theirs) == len(probabilities)
     for row, decoded in zip(probabilities, theirs, strict=True):
         ours = model.top_k(row, 5)
@@ -36,11 +36,11 @@ def test_decode_matches_keras() -> None:
         np.testing.assert_allclose([p.score for p in ours], [s for *_, s in decoded])
 
 
-def test_end_to_end_matches_keras(model_dir: Path) -> None:
+def test_end_to_end_matches_keras(model_dir: Path, keras_answers: keras_reference.Answers) -> None:
     served = model.get_model(str(model_dir))
     assert served.name.startswith("vgg16/random(seed=0)@")
     images = parity_inputs.parity_images()
-    keras = keras_reference.answers().parity
+    keras = keras_answers.parity
     assert keras.pixels is not None
     for data, keras_pixels, keras_probs in zip(
         images, keras.pixels, keras.probabilities, strict=True

@@ -37,6 +37,16 @@ def model_dir() -> None:
     _refuse("a VGG16 artifact")
 
 
+@pytest.fixture(scope="session")
+def int8_model_dir() -> None:
+    _refuse("a VGG16 artifact")
+
+
+@pytest.fixture(scope="session")
+def keras_answers() -> None:
+    _refuse("Keras's reference answers")
+
+
 @pytest.fixture(scope="package", autouse=True)
 def _no_subprocess() -> Iterator[None]:
     """Nothing here starts a process (an emulator's JVM, Node, a server): it would fail loudly.
