@@ -172,3 +172,55 @@ def test_results_never_loads_the_model(
     assert "model preload scheduled" not in text  # decided at import, before it listened
     assert "model loaded" not in text
     assert not (Path(env["PRELOAD_TEST_MARKERS"]) / "loading").exists()
+
+
+@pytest.mark.slow
+def test_a_gs_model_is_fetched_once_by_the_preload_and_serves_the_first_request(
+    base_env: dict[str, str], standin, model_dir: Path, tmp_path: Path
+) -> None:
+    """MODEL_WEIGHTS=gs:// through gunicorn: the worker's preload copies only the IR (verified),
+    once, and the first request is answered by it."""
+    from infra import local_gcs
+
+    storage = local_gcs.start()
+    try:
+        storage.create_bucket("models")
+        for path in ("manifest.json", "openvino/model.xml", "openvino/model.bin"):
+            storage.put("models", f"preloaded/{path}", model_dir / path)
+        env = {
+            **os.environ,
+            **base_env,
+            "MODEL_WEIGHTS": "gs://models/preloaded",
+            "MODEL_ENGINE": "openvino",
+            "MODEL_CACHE_DIR": str(tmp_path / "cache"),
+            "STORAGE_EMULATOR_HOST": storage.url,
+        }
+        resource = standin.add_asset(image_bytes((640, 480)), public_id="preload/gs")
+        body = notification_from(resource)
+        port = processes.free_port()
+        log = tmp_path / "server.log"
+        with log.open("wb") as out:
+            process = processes.serve("on_upload", port, env, log_to=out)
+        try:
+            processes.wait_until_up(f"http://127.0.0.1:{port}/", process, WAIT_S)
+            response = requests.post(
+                f"http://127.0.0.1:{port}/",
+                data=body,
+                headers=sign_body(body, standin.api_secret),
+                timeout=WAIT_S,
+            )
+            assert response.status_code == 200, response.text
+            record = response.json()
+            assert record["status"] == "done"
+            manifest = json.loads((model_dir / "manifest.json").read_text())
+            assert record["model"] == model.artifact_name(manifest)
+        finally:
+            processes.stop([process])
+    finally:
+        storage.stop()
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+    fetched = [x for x in lines if x["message"] == "model fetched"]
+    ir = ["openvino/model.xml", "openvino/model.bin"]
+    assert [(x["files"], x["cached"]) for x in fetched] == [(ir, [])]
+    assert fetched[0]["bytes_read"] > (model_dir / "openvino" / "model.bin").stat().st_size
+    assert [x["message"] for x in lines].count("model loaded") == 1

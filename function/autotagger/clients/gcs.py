@@ -3,11 +3,12 @@ needs to a local cache, each verified against the sha256 its manifest records.
 
 `manifest.json` is read first; the caller names the files its engine reads (the OpenVINO IR, or
 the SavedModel + `weights.bin`, or the `.tflite`): nothing else is read. Each file is fetched in
-parallel ranged reads (`CHUNK_BYTES` each, `WORKERS` in flight) straight into a memory map of a
-staging file, and hashed in order as the chunks arrive (the hash overlaps the transfer); only a
-file whose size and sha256 match the manifest is renamed into the cache, so a corrupted or
-truncated object raises `ArtifactError` and is never served. The cache directory is keyed by the
-URI and the manifest's bytes: a replaced artifact is fetched afresh; a present file was verified.
+parallel ranged reads (`CHUNK_BYTES` each, `WORKERS` in flight) into pooled buffers written at
+their offsets of a staging file, and hashed in order as the chunks arrive (the hash overlaps the
+transfer); only a file whose size and sha256 match the manifest is renamed into the cache, so a
+corrupted or truncated object raises `ArtifactError` and is never served. The cache directory is
+keyed by the URI and the manifest's bytes: a replaced artifact is fetched afresh; a present file
+was verified.
 
 Plain HTTP on the JSON API's media endpoint (`/download/storage/v1/b/B/o/O?alt=media` with a
 `Range` header), through google-auth's `AuthorizedSession` (read-only scope) or, with
@@ -19,9 +20,11 @@ of cold start.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -38,9 +41,9 @@ from requests.adapters import HTTPAdapter
 from autotagger import config, logs
 from autotagger.domain import MANIFEST, FileEntry, Manifest, ManifestError
 
-CHUNK_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 8 * 1024 * 1024
 WORKERS = 8  # ranged reads in flight, each on its own pooled connection
-WINDOW = 2 * WORKERS  # chunks read ahead of the hash, at most (bounds the memory held)
+WINDOW = 2 * WORKERS  # chunks read ahead of the hash, at most: 128 MB of buffers
 TIMEOUT_S = 120
 
 
@@ -108,31 +111,35 @@ def _relative(path: str) -> str:
     return path
 
 
-def _read_into(url: str, mapped: mmap.mmap, start: int, length: int, size: int) -> None:
-    """Bytes [start, start + length) of the object at `url` into `mapped`: one ranged GET."""
-    with (
-        memoryview(mapped)[start : start + length] as view,
-        _http().get(
+def _read_into(url: str, buffer: mmap.mmap, start: int, length: int, size: int) -> memoryview:
+    """Bytes [start, start + length) of the object at `url` into `buffer`: one ranged GET."""
+    view = memoryview(buffer)[:length]
+    try:
+        with _http().get(
             url,
             headers={"Range": f"bytes={start}-{start + length - 1}"},
             stream=True,
             timeout=(10, TIMEOUT_S),
-        ) as response,
-    ):
-        if response.status_code == 404:
-            raise ArtifactError("object not found")
-        response.raise_for_status()
-        whole = response.status_code == 200 and start == 0 and length == size
-        if response.status_code != 206 and not whole:
-            raise ArtifactError(f"ranged read answered HTTP {response.status_code}")
-        got = 0
-        while got < length:
-            count = response.raw.readinto(view[got:])
-            if not count:
-                break
-            got += count
-        if got != length or response.raw.read(1):
-            raise ArtifactError(f"object is not the manifest's {size} bytes")
+        ) as response:
+            if response.status_code == 404:
+                raise ArtifactError("object not found")
+            response.raise_for_status()
+            whole = response.status_code == 200 and start == 0 and length == size
+            if response.status_code != 206 and not whole:
+                raise ArtifactError(f"ranged read answered HTTP {response.status_code}")
+            got = 0
+            while got < length:
+                with view[got:] as rest:
+                    count = response.raw.readinto(rest)
+                if not count:
+                    break
+                got += count
+            if got != length or response.raw.read(1):
+                raise ArtifactError(f"object is not the manifest's {size} bytes")
+    except BaseException:
+        view.release()
+        raise
+    return view
 
 
 def _fetch_file(
@@ -142,40 +149,59 @@ def _fetch_file(
     destination: Path,
     pool: ThreadPoolExecutor,
 ) -> None:
-    """One file: ranged reads in parallel into a memory map of a staging file, hashed in order;
-    renamed into `destination` only when its size and sha256 match `entry`."""
+    """One file: ranged reads in parallel, each into a buffer of a small pool and written at its
+    offset of a staging file; hashed in order from those buffers (still in cache, and the file
+    is written through the page cache: faster than filling a fresh memory map, which faults
+    every page); renamed into `destination` only when its size and sha256 match `entry`."""
     size, expected = entry.bytes, entry.sha256
     uri, url = f"gs://{bucket}/{object_name}", _media_url(bucket, object_name)
     destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor, staging = tempfile.mkstemp(
         dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
     )
-    mapped: mmap.mmap | None = None
+    # anonymous maps, not bytearrays: unmapped when closed, so the memory goes back at once
+    # (a heap would keep it, and a forked worker would inherit it)
+    allocated = [mmap.mmap(-1, CHUNK_BYTES) for _ in range(min(WINDOW, -(-size // CHUNK_BYTES)))]
+    buffers: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+    for buffer in allocated:
+        buffers.put(buffer)
+
+    def read(start: int) -> tuple[mmap.mmap, memoryview]:
+        buffer = buffers.get()  # one is free: at most WINDOW reads are pending
+        view: memoryview | None = None
+        try:
+            view = _read_into(url, buffer, start, min(CHUNK_BYTES, size - start), size)
+            written = 0
+            while written < len(view):
+                with view[written:] as rest:
+                    written += os.pwrite(descriptor, rest, start + written)
+        except BaseException:
+            if view is not None:
+                view.release()
+            buffers.put(buffer)
+            raise
+        return buffer, view
+
     try:
-        os.ftruncate(descriptor, size)
         digest = hashlib.sha256()
-        if size:
-            mapped = mmap.mmap(descriptor, size)
-            starts = deque(range(0, size, CHUNK_BYTES))
-            pending: deque[tuple[int, Future[None]]] = deque()
-            while starts or pending:
-                while starts and len(pending) < WINDOW:
-                    start = starts.popleft()
-                    length = min(CHUNK_BYTES, size - start)
-                    read = pool.submit(_read_into, url, mapped, start, length, size)
-                    pending.append((start, read))
-                start, future = pending.popleft()
-                try:
-                    future.result()
-                except (ArtifactError, requests.RequestException) as exc:
-                    for _, other in pending:
-                        other.cancel()
-                    for _, other in pending:  # every read done before the map is closed
-                        if not other.cancelled():
-                            other.exception()
-                    raise ArtifactError(f"{uri}: cannot read it: {str(exc)[:300]}") from exc
-                with memoryview(mapped)[start : start + min(CHUNK_BYTES, size - start)] as part:
-                    digest.update(part)
+        starts = deque(range(0, size, CHUNK_BYTES))
+        pending: deque[Future[tuple[mmap.mmap, memoryview]]] = deque()
+        while starts or pending:
+            while starts and len(pending) < WINDOW:
+                pending.append(pool.submit(read, starts.popleft()))
+            future = pending.popleft()
+            try:
+                buffer, view = future.result()
+            except (ArtifactError, requests.RequestException, OSError) as exc:
+                for other in pending:
+                    other.cancel()
+                for other in pending:  # every read done before the file is closed
+                    if not other.cancelled() and other.exception() is None:
+                        other.result()[1].release()
+                raise ArtifactError(f"{uri}: cannot read it: {str(exc)[:300]}") from exc
+            digest.update(view)
+            view.release()
+            buffers.put(buffer)
         if digest.hexdigest() != expected:
             raise ArtifactError(
                 f"{uri}: sha256 {digest.hexdigest()[:16]}… does not match the manifest's "
@@ -183,11 +209,12 @@ def _fetch_file(
             )
         os.replace(staging, destination)
     finally:
-        if mapped is not None:
-            mapped.close()
         os.close(descriptor)
         if os.path.exists(staging):
             os.unlink(staging)
+        for buffer in allocated:
+            with contextlib.suppress(BufferError):  # a view an error still holds: GC unmaps it
+                buffer.close()
 
 
 def _write_private(path: Path, data: bytes) -> None:
