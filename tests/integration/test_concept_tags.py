@@ -20,7 +20,7 @@ import pytest
 from autotagger import cli, concepts, model
 from autotagger.media import imaging
 from infra.local_cloudinary import CloudinaryStandin
-from tests.support.distributions import artifact, distributions, uniform
+from tests.support.distributions import acceptance_artifacts, artifact, distributions, uniform
 from tests.support.helpers import image_bytes, notification_from, sign_body
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def concept_artifacts() -> dict[str, Path]:
-    return {name: artifact(p) for name, p in distributions().items()}
+    return acceptance_artifacts()
 
 
 def test_crafted_artifacts_answer_exactly_their_distribution(

@@ -26,11 +26,6 @@ from tests.support.helpers import image_bytes, notification_from, on_upload_in_f
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def int8_dir(int8_model_dir: Path) -> Path:
-    return int8_model_dir
-
-
 def _batch(count: int = 4) -> np.ndarray:
     rng = np.random.default_rng(11)
     pixels = [
@@ -59,21 +54,21 @@ def test_precision_and_batch_settings() -> None:
 
 
 @pytest.mark.slow
-def test_int8_artifact_manifest(int8_dir: Path) -> None:
-    manifest = json.loads((int8_dir / "manifest.json").read_text())
+def test_int8_artifact_manifest(int8_model_dir: Path) -> None:
+    manifest = json.loads((int8_model_dir / "manifest.json").read_text())
     assert manifest["format"] == "tflite"
     assert manifest["precision"] == "int8"
     assert manifest["name"] == "vgg16/random(seed=0)/int8"
-    size = (int8_dir / manifest["path"]).stat().st_size
+    size = (int8_model_dir / manifest["path"]).stat().st_size
     assert 100e6 < size < 160e6  # a quarter of the fp32 weights (528 MB)
 
 
 @pytest.mark.slow
-def test_int8_predicts_probabilities_like_fp32(int8_dir: Path, model_dir: Path) -> None:
+def test_int8_predicts_probabilities_like_fp32(int8_model_dir: Path, model_dir: Path) -> None:
     batch = _batch()
-    int8 = model.get_model(str(int8_dir))  # an int8 artifact is int8 whatever MODEL_PRECISION
+    int8 = model.get_model(str(int8_model_dir))  # an int8 artifact is int8 whatever MODEL_PRECISION
     fp32 = model.get_model(str(model_dir))
-    manifest = json.loads((int8_dir / "manifest.json").read_text())
+    manifest = json.loads((int8_model_dir / "manifest.json").read_text())
     assert manifest["name"].endswith("/int8")
     assert int8.name == model.artifact_name(manifest)
     out8, out32 = int8.predict(batch), fp32.predict(batch)
@@ -86,8 +81,8 @@ def test_int8_predicts_probabilities_like_fp32(int8_dir: Path, model_dir: Path) 
 
 
 @pytest.mark.slow
-def test_litert_pool_is_safe_under_concurrency(int8_dir: Path) -> None:
-    classifier = model.get_model(str(int8_dir), "int8")
+def test_litert_pool_is_safe_under_concurrency(int8_model_dir: Path) -> None:
+    classifier = model.get_model(str(int8_model_dir), "int8")
     batch = _batch(3)
     expected = classifier.predict(batch)
     results: list[np.ndarray] = []
@@ -112,14 +107,14 @@ def test_litert_pool_is_safe_under_concurrency(int8_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_serving_int8_never_imports_tensorflow(int8_dir: Path, base_env, standin) -> None:
+def test_serving_int8_never_imports_tensorflow(int8_model_dir: Path, base_env, standin) -> None:
     """A whole on_upload request (load, download, predict, tags, store) in a fresh process."""
     resource = standin.add_asset(image_bytes((1200, 800)), public_id="int8/photo")
-    env = {**base_env, "MODEL_WEIGHTS": str(int8_dir), "MODEL_PRECISION": "int8"}
+    env = {**base_env, "MODEL_WEIGHTS": str(int8_model_dir), "MODEL_PRECISION": "int8"}
     result, _ = on_upload_in_fresh_process(notification_from(resource), standin.api_secret, env)
     assert result["status"] == 200, result
     assert result["record"]["status"] == "done"
-    manifest = json.loads((int8_dir / "manifest.json").read_text())
+    manifest = json.loads((int8_model_dir / "manifest.json").read_text())
     assert manifest["name"] == "vgg16/random(seed=0)/int8"
     assert result["record"]["model"] == model.artifact_name(manifest)
     assert len(result["record"]["predictions"]) == 5
@@ -128,7 +123,9 @@ def test_serving_int8_never_imports_tensorflow(int8_dir: Path, base_env, standin
 
 
 @pytest.mark.slow
-def test_compare_models_runs_and_prints(int8_dir: Path, model_dir: Path, tmp_path: Path) -> None:
+def test_compare_models_runs_and_prints(
+    int8_model_dir: Path, model_dir: Path, tmp_path: Path
+) -> None:
     for i, size in enumerate([(320, 240), (500, 300), (240, 400)]):
         (tmp_path / f"{i}.jpg").write_bytes(image_bytes(size, (40 * i, 200 - 50 * i, 90)))
     (tmp_path / "notes.txt").write_text("not an image")
@@ -141,7 +138,7 @@ def test_compare_models_runs_and_prints(int8_dir: Path, model_dir: Path, tmp_pat
             "--fp32",
             str(model_dir),
             "--int8",
-            str(int8_dir),
+            str(int8_model_dir),
             "--json",
         ],
         capture_output=True,

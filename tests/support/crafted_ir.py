@@ -6,18 +6,18 @@ build_model's fp16-compressed one)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from autotagger.model import build
 
 
-def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> Path:
-    """`out/openvino/` and `out/openvino-fp16/` from `source`'s fp32 IR; returns `out`."""
-    import openvino as ov
+def answer_exactly(graph: Any, log_probabilities: np.ndarray) -> None:
+    """Make the OpenVINO `graph` (VGG16's IR) answer softmax(log_probabilities) for every input:
+    its last Softmax's input becomes `MatMul(x, zero kernel) + log_probabilities`."""
     from openvino import opset13 as ops
 
-    graph = ov.Core().read_model(str(source / build.OPENVINO_DIR / "model.xml"))
     softmax = [op for op in graph.get_ordered_ops() if op.get_type_name() == "Softmax"][-1]
     logits = softmax.input_value(0).get_node()
     if logits.get_type_name() == "Add":  # a bias the converter kept: drop it, ours replaces it
@@ -28,6 +28,14 @@ def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> 
     logits.input(1).replace_source_output(ops.constant(np.zeros(shape, np.float32)).output(0))
     bias = ops.constant(np.asarray(log_probabilities, np.float32)[None, :])
     softmax.input(0).replace_source_output(ops.add(logits.output(0), bias).output(0))
+
+
+def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> Path:
+    """`out/openvino/` and `out/openvino-fp16/` from `source`'s fp32 IR; returns `out`."""
+    import openvino as ov
+
+    graph = ov.Core().read_model(str(source / build.OPENVINO_DIR / "model.xml"))
+    answer_exactly(graph, log_probabilities)
     (out / build.OPENVINO_DIR).mkdir(parents=True, exist_ok=True)
     xml = out / build.OPENVINO_DIR / "model.xml"
     ov.save_model(graph, str(xml), compress_to_fp16=False)

@@ -5,10 +5,10 @@ other classes, so every class keeps a little (as a real softmax does). The base 
 with `infra/build_model.py` from a `.weights.h5` whose weights are all zero except the last Dense
 layer's bias, which holds log-probabilities (of the uniform distribution): every activation before
 it is zero, so the logits are the bias and the softmax is the distribution, whatever the image.
-`artifact(p)` for any other distribution is that IR with only the bias constant replaced by log p:
-the same graph and weights a crafted weights file converts to, in ~3 s instead of a ~25 s Keras
-build and conversion. Artifacts are cached under `.cache/models/` keyed by the distribution's
-hash; only the OpenVINO IR is built (`--engine openvino`).
+`artifact(p)` for any other distribution is that IR with its last bias replaced by log p
+(`crafted_ir.answer_exactly`): the same graph and weights a crafted weights file converts to, in
+~3 s instead of a ~25 s Keras build and conversion. Artifacts are cached under `.cache/models/`
+keyed by the distribution's hash; only the OpenVINO IR is built (`--engine openvino`).
 """
 
 from __future__ import annotations
@@ -115,8 +115,13 @@ def artifact(probabilities: np.ndarray) -> Path:
     return directory
 
 
+def acceptance_artifacts() -> dict[str, Path]:
+    """The artifact of every acceptance distribution, by name."""
+    return {name: artifact(p) for name, p in distributions().items()}
+
+
 def _rebias(base: Path, probabilities: np.ndarray, directory: Path) -> None:
-    """`base`'s IR with its last bias replaced by log(probabilities), in a fresh process (the
+    """`base`'s IR answering `probabilities` instead, in a fresh process (the
     IR read and written is ~1 GB of heap, given back when it exits)."""
     with tempfile.TemporaryDirectory(prefix="autotagger-dist-") as tmp:
         vector = Path(tmp) / "p.npy"
@@ -135,26 +140,14 @@ def _rebias(base: Path, probabilities: np.ndarray, directory: Path) -> None:
 
 
 def write_rebiased(base: Path, probabilities: np.ndarray, directory: Path) -> None:
-    """Write the artifact: the graph's Softmax input is `MatMul(x, zero kernel) + bias`; the
-    bias constant becomes log(probabilities) (refused if the kernel is not all zero)."""
+    """Write the artifact: `base`'s IR answering `probabilities` (tests/support/crafted_ir.py)."""
     import openvino as ov
-    from openvino import opset13 as ops
 
     from autotagger.model import build
+    from tests.support.crafted_ir import answer_exactly
 
     graph = ov.Core().read_model(str(base / build.OPENVINO_DIR / "model.xml"))
-    softmax = [op for op in graph.get_ordered_ops() if op.get_type_name() == "Softmax"][-1]
-    add = softmax.input_value(0).get_node()
-    assert add.get_type_name() == "Add", add.get_type_name()
-    inputs = [value.get_node() for value in add.input_values()]
-    (slot,) = [i for i, node in enumerate(inputs) if node.get_type_name() == "Constant"]
-    matmul = inputs[1 - slot]
-    assert matmul.get_type_name() == "MatMul", matmul.get_type_name()
-    kernel = matmul.input_value(1).get_node()
-    assert kernel.get_type_name() == "Constant" and not np.any(kernel.get_data())
-    shape = [int(d) for d in inputs[slot].get_output_shape(0)]
-    bias = np.log(probabilities).astype(np.float32).reshape(shape)
-    add.input(slot).replace_source_output(ops.constant(bias).output(0))
+    answer_exactly(graph, np.log(probabilities))
     staging = directory.with_name(f".{directory.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / build.OPENVINO_DIR).mkdir(parents=True)

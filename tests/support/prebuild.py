@@ -45,7 +45,7 @@ def _keras() -> object:
 def _concepts() -> object:
     from tests.support import distributions
 
-    return [distributions.artifact(p) for p in distributions.distributions().values()]
+    return distributions.acceptance_artifacts()
 
 
 # fixture -> what it builds; each chain in its own thread (int8 is converted from fp32)

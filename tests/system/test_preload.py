@@ -70,6 +70,22 @@ def _wait_for(path: Path, process: Any) -> None:
         time.sleep(0.02)
 
 
+def _serve(target: str, env: dict[str, str], tmp_path: Path) -> tuple[Any, int, Path]:
+    """The function `target` under functions-framework on a free port, logging to a file."""
+    port = processes.free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = processes.serve(target, port, env, log_to=out)
+    return process, port, log
+
+
+def _deliver(port: int, body: bytes, secret: str) -> requests.Response:
+    """A signed notification to the server on `port`, waiting for its answer."""
+    return requests.post(
+        f"http://127.0.0.1:{port}/", data=body, headers=sign_body(body, secret), timeout=WAIT_S
+    )
+
+
 def _settings(**env: str) -> config.Settings:
     return config.load_settings({"MODEL_WEIGHTS": "random", **env})
 
@@ -115,22 +131,14 @@ def test_a_request_mid_load_waits_and_gets_the_loaded_model(
     markers = Path(env["PRELOAD_TEST_MARKERS"])
     resource = standin.add_asset(image_bytes((640, 480)), public_id="preload/photo")
     body = notification_from(resource)
-    port = processes.free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = processes.serve("on_upload", port, env, log_to=out)
+    process, port, log = _serve("on_upload", env, tmp_path)
     try:
         _wait_for(markers / "loading", process)  # the load began with no request sent
         assert (markers / "loading").read_text() == preload.THREAD_NAME
         answer: dict[str, Any] = {}
 
         def send() -> None:
-            response = requests.post(
-                f"http://127.0.0.1:{port}/",
-                data=body,
-                headers=sign_body(body, standin.api_secret),
-                timeout=WAIT_S,
-            )
+            response = _deliver(port, body, standin.api_secret)
             answer.update(status=response.status_code, record=response.json())
 
         processes.wait_until_up(f"http://127.0.0.1:{port}/", process, WAIT_S)
@@ -159,10 +167,7 @@ def test_results_never_loads_the_model(
     base_env: dict[str, str], model_dir: Path, tmp_path: Path
 ) -> None:
     env = _server_env(base_env, model_dir, tmp_path)
-    port = processes.free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = processes.serve("results", port, env, log_to=out)
+    process, port, log = _serve("results", env, tmp_path)
     try:
         processes.wait_until_up(f"http://127.0.0.1:{port}/healthz", process, WAIT_S)
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200
@@ -197,18 +202,10 @@ def test_a_gs_model_is_fetched_once_by_the_preload_and_serves_the_first_request(
         }
         resource = standin.add_asset(image_bytes((640, 480)), public_id="preload/gs")
         body = notification_from(resource)
-        port = processes.free_port()
-        log = tmp_path / "server.log"
-        with log.open("wb") as out:
-            process = processes.serve("on_upload", port, env, log_to=out)
+        process, port, log = _serve("on_upload", env, tmp_path)
         try:
             processes.wait_until_up(f"http://127.0.0.1:{port}/", process, WAIT_S)
-            response = requests.post(
-                f"http://127.0.0.1:{port}/",
-                data=body,
-                headers=sign_body(body, standin.api_secret),
-                timeout=WAIT_S,
-            )
+            response = _deliver(port, body, standin.api_secret)
             assert response.status_code == 200, response.text
             record = response.json()
             assert record["status"] == "done"
