@@ -15,10 +15,15 @@ PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
+# uv first (its pin and hashes taken from the dev lock), then the lock through uv: the same
+# hash-checked wheels as pip would install, in about a quarter of pip's time.
+UV_INSTALL := $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps
 $(PY_STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --require-hashes --no-deps -r $(DEV_LOCK)
-	$(PIP) install --no-deps -e .
+	@awk '/^uv==/ {p = 1} p {print} p && !/\\$$/ {exit}' $(DEV_LOCK) > $(VENV)/uv-lock.txt
+	$(PIP) install --require-hashes --no-deps -r $(VENV)/uv-lock.txt
+	$(UV_INSTALL) --require-hashes --compile-bytecode -r $(DEV_LOCK)
+	$(UV_INSTALL) -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # Resolve pyproject.toml's groups into the locks, for the deployed runtime (Linux x86_64, Python

@@ -17,7 +17,7 @@ from autotagger.media import imaging
 from autotagger.model import engines
 from infra import local, near_duplicates
 from infra.local_cloudinary import CloudinaryStandin
-from tests.support import keras_reference, parity_inputs
+from tests.support import parity_inputs
 from tests.support.helpers import notification_from, sign_body
 
 # -- units (no model) ---------------------------------------------------------------------------
@@ -142,41 +142,6 @@ def test_manifests_record_the_embedding(model_dir: Path, int8_model_dir: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.isolated  # TensorFlow beside OpenVINO
-def test_embedding_parity_openvino_tensorflow_keras(
-    model_dir: Path, keras_answers: keras_reference.Answers
-) -> None:
-    """OpenVINO and TensorFlow (both from the artifact) against Keras's own block5_pool,
-    averaged and normalised independently here: within 1e-5, in the forward that also gives
-    the probabilities, batched or one by one."""
-    _, batch = parity_inputs.embedding_pictures()
-    keras = keras_answers.embedding
-    reference, reference_probabilities = keras.embeddings, keras.probabilities
-
-    by_engine: dict[str, model.Inference] = {}
-    for engine in ("openvino", "tensorflow"):
-        classifier = model.get_model(str(model_dir), engine=engine)
-        assert model.embedding_dim(classifier) == 512
-        by_engine[engine] = model.infer(classifier, batch)
-        one_by_one = [model.infer(classifier, b[None]) for b in batch]
-        by_engine[f"{engine}, one at a time"] = model.Inference(
-            np.concatenate([o.probabilities for o in one_by_one]),
-            np.concatenate([o.embeddings for o in one_by_one if o.embeddings is not None]),
-        )
-    for engine, out in by_engine.items():
-        assert out.embeddings is not None and out.embeddings.shape == (len(batch), 512)
-        assert out.embeddings.dtype == np.float32
-        np.testing.assert_allclose(np.linalg.norm(out.embeddings, axis=1), 1.0, atol=1e-5)
-        np.testing.assert_allclose(out.embeddings, reference, rtol=0, atol=1e-5, err_msg=engine)
-        np.testing.assert_allclose(
-            out.probabilities, reference_probabilities, rtol=0, atol=1e-5, err_msg=engine
-        )
-    # the pictures differ more than the engines do
-    distances = 1 - reference @ reference.T
-    assert distances[np.triu_indices(5, k=1)].min() > 100 * 1e-5
-
-
-@pytest.mark.slow
 def test_int8_embedding_stays_close_to_fp32(model_dir: Path, int8_model_dir: Path) -> None:
     """LiteRT int8 (dynamic-range) against fp32: each component within 5e-3 and cosine distance
     under 2e-4, i.e. well under the near-duplicate threshold and the distances between
@@ -193,28 +158,6 @@ def test_int8_embedding_stays_close_to_fp32(model_dir: Path, int8_model_dir: Pat
     largest = float(np.abs(out8.embeddings - out32.embeddings).max())
     print(f"\nint8 vs fp32 embedding: max |diff| {largest:.2e}, cosine max {cosine.max():.2e}")
     assert float(cosine.max()) < 2e-4
-
-
-@pytest.mark.slow
-@pytest.mark.isolated  # TensorFlow beside OpenVINO
-def test_old_artifact_without_embedding_serves_labels_and_says_so_once(
-    model_dir: Path, keras_answers: keras_reference.Answers, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """An artifact built before the embedding (a single-output SavedModel, no `embedding` in
-    its manifest) still serves the same labels; its classifier has no embedding, and the load
-    logs that once."""
-    old_artifact = keras_answers.old_artifact
-    capsys.readouterr()
-    old = model.get_model(str(old_artifact), engine="tensorflow")
-    again = model.get_model(str(old_artifact), engine="tensorflow")
-    assert again is old and model.embedding_dim(old) is None
-    logged = capsys.readouterr().out
-    assert logged.count("model has no embedding output") == 1
-    _, batch = parity_inputs.embedding_pictures()
-    out = model.infer(old, batch)
-    assert out.embeddings is None
-    current = model.get_model(str(model_dir), engine="tensorflow")
-    np.testing.assert_allclose(out.probabilities, current.predict(batch), rtol=0, atol=1e-5)
 
 
 # -- stored on every done document ---------------------------------------------------------------
