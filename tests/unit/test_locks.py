@@ -142,8 +142,14 @@ def test_the_root_requirements_file_is_the_development_lock() -> None:
 
 
 def test_make_installs_the_lock_with_hashes() -> None:
+    """uv is installed first, by pip, from its own pin and hashes in the dev lock; then uv
+    installs the whole lock, hash-checked, without resolving anything."""
     makefile = (ROOT / "Makefile").read_text()
-    assert "install --require-hashes --no-deps -r $(DEV_LOCK)" in makefile
+    assert _lock(DEV_LOCK)[canonicalize_name("uv")].hashes
+    assert "awk '/^uv==/ {p = 1} p {print} p && !/\\\\$$/ {exit}' $(DEV_LOCK)" in makefile
+    assert "$(PIP) install --require-hashes --no-deps -r $(VENV)/uv-lock.txt" in makefile
+    assert "UV_INSTALL := $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps" in makefile
+    assert "$(UV_INSTALL) --require-hashes --compile-bytecode -r $(DEV_LOCK)" in makefile
     assert f"DEV_LOCK := {DEV_LOCK}" in makefile
     stamp: Any = re.search(r"REQS_HASH := \$\(shell cat ([^|]+)\|", makefile)
     assert stamp and set(stamp[1].split()) == {"$(DEV_LOCK)", "pyproject.toml"}
