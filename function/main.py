@@ -23,26 +23,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import flask
-import functions_framework
-from cloudevents.http import CloudEvent
-
-from autotagger import config, logs, parsing, pipeline
-from autotagger.clients import cloudinary_client, store
-from autotagger.errors import (
-    AutotaggerError,
-    BadRequest,
-    ConfigError,
-    MethodNotAllowed,
-    PayloadTooLarge,
-)
+from autotagger import config, logs
+from autotagger.errors import ConfigError
 from autotagger.model import preload
-from autotagger.queue import worker
-from autotagger.web import access, forward, page, similar, webhook
-
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 100
-RESULT_FILTERS = ("asset_id", "public_id", "label", "tag")
 
 
 def _load_settings() -> config.Settings:
@@ -52,17 +35,41 @@ def _load_settings() -> config.Settings:
         logs.log("CRITICAL", f"configuration error: {exc.message}")
         raise SystemExit(2) from None
     logs.set_level(settings.log_level)
-    cloudinary_client.configure(settings.cloudinary)
-    for name in settings.missing():
-        logs.warning(f"{name} is not set: on_upload answers 503 until it is")
     return settings
 
 
+# The settings first, then a gs:// model's copy started (a process of its own), then the heavy
+# imports, which the copy overlaps.
 SETTINGS = _load_settings()
+TARGET = preload.function_target(sys.argv, os.environ)
+MODEL_COPY = preload.prefetch(SETTINGS, TARGET)
+
+import flask
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from autotagger import parsing, pipeline
+from autotagger.clients import cloudinary_client, store
+from autotagger.errors import (
+    AutotaggerError,
+    BadRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+)
+from autotagger.queue import worker
+from autotagger.web import access, forward, page, similar, webhook
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+RESULT_FILTERS = ("asset_id", "public_id", "label", "tag")
+
+cloudinary_client.configure(SETTINGS.cloudinary)
+for name in SETTINGS.missing():
+    logs.warning(f"{name} is not set: on_upload answers 503 until it is")
 FORWARD_BUDGET = access.ForwardBudget(
     SETTINGS.forward_budget_per_min, per_hour=SETTINGS.forward_budget_per_hour
 )
-preload.schedule(SETTINGS, preload.function_target(sys.argv, os.environ))
+preload.schedule(SETTINGS, TARGET)
 
 
 def _json(body: Any, status: int = 200) -> flask.Response:

@@ -6,6 +6,8 @@ stand-in) as `make bench`'s references; `make bench-cold` runs them alone (`--co
   both IRs); each cold start from `MODEL_WEIGHTS=gs://…` gets an empty `MODEL_CACHE_DIR` in
   /dev/shm (in memory, as Cloud Functions' /tmp) and is paired with a local-directory cold start
   run just before it; the server's "model fetched" log line says which files and bytes it read.
+  The same gs:// cold start with the copy left to the worker (`infra/bench/copy_in_worker.py`)
+  runs beside it: what the copy ahead of the server's imports gains.
 - FEATURE_PAIRS (`infra/bench/features.py`): `(name, environment off, environment on)`; each
   pair's two servers run side by side and are sent requests in alternation (A B B A), warm end
   to end, reported as on/off.
@@ -26,6 +28,7 @@ from infra.bench.features import FEATURE_PAIRS
 from infra.bench.harness import Bench
 
 __all__ = ["FEATURE_PAIRS", "cold_starts", "run_all", "run_gcs", "run_preload"]
+COPY_IN_WORKER = Path(__file__).with_name("copy_in_worker.py")  # no copy ahead of the server
 SHM = Path("/dev/shm")  # noqa: S108 - in memory like Cloud Functions' /tmp; private dirs inside
 
 
@@ -44,13 +47,14 @@ def cold_starts(
     first: Callable[[], dict[str, Any]],
     count: int,
     reference: Callable[[], float] | None = None,
+    source: Path | None = None,
 ) -> list[dict[str, Any]]:
     """`count` cold starts of on_upload under `env` (server stopped after each answer), each
     after `reference()` (a bare `import tensorflow`: the machine's load right then)."""
     out = []
     for _ in range(count):
         before = reference() if reference else None
-        server, cold = bench.start(name, env, first())
+        server, cold = bench.start(name, env, first(), source)
         if before is not None:
             cold["import_tensorflow_s"] = before
         server.stop()
@@ -80,10 +84,11 @@ def run_gcs(
         result: dict[str, Any] = {"artifact_bytes": total, "rounds": []}
         for i in range(rounds):
             row: dict[str, Any] = {}
-            for key, settings in (
-                ("local", {"MODEL_WEIGHTS": str(fp32_dir)}),
-                ("gcs", {"MODEL_WEIGHTS": uri}),
-                ("gcs_fp16", {"MODEL_WEIGHTS": uri, "MODEL_PRECISION": "fp16"}),
+            for key, settings, source in (
+                ("local", {"MODEL_WEIGHTS": str(fp32_dir)}, None),
+                ("gcs", {"MODEL_WEIGHTS": uri}, None),
+                ("gcs_in_worker", {"MODEL_WEIGHTS": uri}, COPY_IN_WORKER),
+                ("gcs_fp16", {"MODEL_WEIGHTS": uri, "MODEL_PRECISION": "fp16"}, None),
             ):
                 cache = cache_root / f"{key}-{i}"
                 env = bench.env(
@@ -94,7 +99,7 @@ def run_gcs(
                         "MODEL_CACHE_DIR": str(cache),
                     }
                 )
-                row[key] = cold_starts(bench, f"gcs {key}", env, first, 1)[0]
+                row[key] = cold_starts(bench, f"gcs {key}", env, first, 1, source=source)[0]
                 shutil.rmtree(cache, ignore_errors=True)
             result["rounds"].append(row)
         return result

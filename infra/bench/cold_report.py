@@ -85,6 +85,17 @@ def report(data: dict[str, Any]) -> str:
             f"| ≤ {GOALS['gcs_vs_local']}x, only the engine's files "
             f"| {_ok(ratio <= GOALS['gcs_vs_local'] and only)} |"
         )
+    if all("gcs_in_worker" in r for r in gcs["rounds"]):
+        ahead = statistics.median(r["gcs"]["cold_s"] for r in gcs["rounds"])
+        in_worker = statistics.median(r["gcs_in_worker"]["cold_s"] for r in gcs["rounds"])
+        paired = statistics.median(
+            r["gcs"]["cold_s"] / r["gcs_in_worker"]["cold_s"] for r in gcs["rounds"]
+        )
+        lines.append(
+            "| … the copy ahead of the server's imports (its own process) / the copy in the "
+            f"worker's preload after them | {paired:.2f}x ({ahead:.2f} vs {in_worker:.2f} s) "
+            "| (on/off) | |"
+        )
     fp16 = data["fp16"]
     seeded = fp16["seeded"]
     crafted_ok = all(

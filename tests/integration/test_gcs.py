@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from autotagger import model
 from autotagger.clients import gcs
 from autotagger.domain import Manifest
-from autotagger.model import build
+from autotagger.model import build, preload
 from infra import local_gcs
 
 KIB = 1024
@@ -101,6 +102,47 @@ def test_fetches_only_the_engines_files_verified(emulator, tmp_path: Path) -> No
         "saved_model/variables/variables.index",
         "weights.bin",
     }
+
+
+def test_concurrent_fetches_of_one_artifact_copy_it_once(emulator, tmp_path: Path) -> None:
+    """Two fetches of the same URI at once (the copy ahead of the server and a worker's load):
+    one reads the files, the other waits for it and finds them cached and verified."""
+    _, uri = _put(emulator, tmp_path, "twice")
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: gcs.fetch(uri, _openvino, cache), range(2)))
+    assert sorted(len(r.files) for r in results) == [0, 2]
+    assert results[0].path == results[1].path
+    locks = [p for p in (cache / "autotagger-models").iterdir() if p.name.endswith(".lock")]
+    assert len(locks) == 1 and (locks[0].stat().st_mode & 0o077) == 0
+
+
+def test_the_copy_ahead_of_the_server_fetches_what_the_settings_name_or_says_why(
+    emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The copy's process (`python -m autotagger.model.preload`, run here in-process) reads the
+    server's settings and fetches what its engine reads; a corrupted artifact ends it with a
+    warning, nothing cached: the worker's load then fetches again and reports the error."""
+    _, uri = _put(emulator, tmp_path, "ahead")
+    cache = tmp_path / "cache"
+    for name, value in {"MODEL_WEIGHTS": uri, "MODEL_ENGINE": "openvino"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(cache))
+    assert preload._copy() == 0
+    assert "model copied ahead of the server" in capsys.readouterr().out
+    assert gcs.fetch(uri, _openvino, cache).files == ()  # the worker's load: cached
+
+    stored = emulator.root / "models" / "ahead" / "openvino" / "model.bin"
+    corrupted = tmp_path / "corrupted.bin"
+    corrupted.write_bytes(stored.read_bytes()[::-1])
+    emulator.put("models", "ahead/openvino/model.bin", corrupted)
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "fresh"))
+    assert preload._copy() == 1
+    warning = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert warning["severity"] == "WARNING"
+    assert warning["message"] == "model copy failed: the worker's load fetches again"
+    assert "does not match the manifest" in warning["error"]
+    assert not list((tmp_path / "fresh").rglob("model.bin"))
 
 
 def test_a_corrupted_file_is_an_error_and_never_cached(
@@ -191,5 +233,5 @@ def test_the_real_model_served_from_gs(
     np.testing.assert_allclose(served.predict(batch), local.predict(batch), atol=1e-6)
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert served.name == model.artifact_name(manifest)
-    cached = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    cached = sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".lock")
     assert cached == ["manifest.json", "model.bin", "model.xml"]

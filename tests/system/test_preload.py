@@ -104,6 +104,12 @@ def test_which_targets_preload() -> None:
     assert not preload.wanted(inline, None)
     assert not preload.wanted(_settings(MODEL_PRELOAD="0"), "on_upload")
     assert not preload.schedule(inline, "results")
+    # a copy ahead of the server only for a gs:// model this process will preload
+    assert preload.prefetch(inline, "on_upload") is None
+    from_gcs = {"MODEL_WEIGHTS": "gs://models/vgg16"}
+    assert preload.prefetch(_settings(**from_gcs), "results") is None
+    assert preload.prefetch(_settings(**from_gcs, WEBHOOK_MODE="queue"), "on_upload") is None
+    assert preload.prefetch(_settings(**from_gcs, MODEL_PRELOAD="0"), "on_message") is None
 
 
 def _server_env(base_env: dict[str, str], model_dir: Path, tmp_path: Path) -> dict[str, str]:
@@ -183,8 +189,9 @@ def test_results_never_loads_the_model(
 def test_a_gs_model_is_fetched_once_by_the_preload_and_serves_the_first_request(
     base_env: dict[str, str], standin, model_dir: Path, tmp_path: Path
 ) -> None:
-    """MODEL_WEIGHTS=gs:// through gunicorn: the worker's preload copies only the IR (verified),
-    once, and the first request is answered by it."""
+    """MODEL_WEIGHTS=gs:// through gunicorn: the copy starts in a process of its own before the
+    server's imports, copies only the IR (verified), once; the worker's load finds it cached,
+    and the first request is answered by it."""
     from infra import local_gcs
 
     storage = local_gcs.start()
@@ -220,4 +227,12 @@ def test_a_gs_model_is_fetched_once_by_the_preload_and_serves_the_first_request(
     ir = ["openvino/model.xml", "openvino/model.bin"]
     assert [(x["files"], x["cached"]) for x in fetched] == [(ir, [])]
     assert fetched[0]["bytes_read"] > (model_dir / "openvino" / "model.bin").stat().st_size
-    assert [x["message"] for x in lines].count("model loaded") == 1
+    found = [x for x in lines if x["message"] == "model already fetched"]
+    assert [(x["files"], x["cached"]) for x in found] == [([], ir)]  # the worker's load
+    messages = [x["message"] for x in lines]
+    assert messages.count("model loaded") == 1
+    assert messages.count("model copied ahead of the server") == 1
+    started = messages.index("model copy from Cloud Storage started")
+    scheduled = messages.index("model preload scheduled: it loads while the worker boots")
+    assert started < scheduled  # before the server's imports
+    assert started < messages.index("model fetched") < messages.index("model already fetched")

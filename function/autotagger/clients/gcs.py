@@ -8,7 +8,9 @@ their offsets of a staging file, and hashed in order as the chunks arrive (the h
 transfer); only a file whose size and sha256 match the manifest is renamed into the cache, so a
 corrupted or truncated object raises `ArtifactError` and is never served. The cache directory is
 keyed by the URI and the manifest's bytes: a replaced artifact is fetched afresh; a present file
-was verified.
+was verified. One fetch of a URI at a time, across processes (a file lock): the process that
+copies ahead of the server (`autotagger.model.preload.prefetch`) and a worker, or two workers,
+never copy the same files twice; whoever comes second finds them cached.
 
 Plain HTTP on the JSON API's media endpoint (`/download/storage/v1/b/B/o/O?alt=media` with a
 `Range` header), through google-auth's `AuthorizedSession` (read-only scope) or, with
@@ -21,6 +23,7 @@ of cold start.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import mmap
 import os
@@ -29,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -224,16 +227,41 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(staging, path)
 
 
+@contextlib.contextmanager
+def _exclusive(folder: Path, uri: str) -> Iterator[None]:
+    """Hold the lock of `uri`'s copies into `folder` (other processes wait on it)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # private: only this user reads it
+    name = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    descriptor = os.open(folder / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # and with it the lock
+
+
 def fetch(
     uri: str, needed: Callable[[Manifest], list[str]], cache_dir: Path | None = None
 ) -> Fetched:
     """The artifact at `uri` in `cache_dir` (default MODEL_CACHE_DIR), holding its manifest and
     the files `needed(manifest)` names (every one verified); files already cached are not read
-    again."""
+    again. Waits while another process fetches the same URI."""
     started = time.perf_counter()
     if cache_dir is None:
         cache_dir = config.model_cache_dir(os.environ)
     bucket, prefix = split_uri(uri)
+    with _exclusive(cache_dir / "autotagger-models", uri):
+        return _fetch_locked(uri, bucket, prefix, needed, cache_dir, started)
+
+
+def _fetch_locked(
+    uri: str,
+    bucket: str,
+    prefix: str,
+    needed: Callable[[Manifest], list[str]],
+    cache_dir: Path,
+    started: float,
+) -> Fetched:
     try:
         answer = _http().get(_media_url(bucket, f"{prefix}/{MANIFEST}"), timeout=(10, TIMEOUT_S))
         answer.raise_for_status()
@@ -268,7 +296,7 @@ def fetch(
     read = sum(files[path].bytes for path in missing) + len(raw)
     fetched = Fetched(target, tuple(missing), read, time.perf_counter() - started)
     logs.info(
-        "model fetched",
+        "model fetched" if missing else "model already fetched",
         uri=uri,
         files=list(missing),
         cached=[path for path in wanted if path not in missing],

@@ -92,6 +92,7 @@ __all__ = [
     "choose_engine",
     "class_index",
     "embedding_dim",
+    "fetch_artifact",
     "for_settings",
     "get_model",
     "infer",
@@ -273,6 +274,14 @@ def _load_artifact(path: Path, precision: str, engine: str, openvino_hint: str) 
     return engines.load_tensorflow(path / str(manifest.path), name, weights)
 
 
+def fetch_artifact(uri: str, precision: str = "fp32", engine: str = "auto") -> Path:
+    """The local copy of the gs:// artifact `uri`, holding the files serving it at `precision`
+    with `engine` reads (fetched and verified unless already cached)."""
+    from autotagger.clients import gcs
+
+    return gcs.fetch(uri, lambda m: artifact_files(m, precision, engine)).path
+
+
 def _convert_at_load(weights: str) -> Classifier:
     from autotagger.model import build
 
@@ -291,10 +300,8 @@ def _load(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if weights.startswith("gs://"):
-        from autotagger.clients import gcs
-
-        fetched = gcs.fetch(weights, lambda m: artifact_files(m, precision, engine))
-        return _load(str(fetched.path), precision, engine, openvino_hint)
+        local = fetch_artifact(weights, precision, engine)
+        return _load(str(local), precision, engine, openvino_hint)
     path = Path(weights)
     if path.is_dir() and (path / MANIFEST).exists():
         return _warm_up(_load_artifact(path, precision, engine, openvino_hint))

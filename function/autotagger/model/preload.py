@@ -11,16 +11,25 @@ that request's own forward (OpenVINO), so the request never waits for two. A fai
 logged; the first request then loads again and reports the failure itself. Without a fork (an
 app created in-process, as tests do), nothing is preloaded and the first request loads, as
 before.
+
+A `gs://` model's files are copied ahead of all that: `prefetch`, called by `main.py` before its
+heavy imports, starts the copy in a process of its own (`python -m autotagger.model.preload`),
+which fetches and verifies the engine's files into MODEL_CACHE_DIR while the master imports and
+boots. A thread would not do: every socket read of the copy takes the GIL back from the
+imports. The worker's load then waits on the copy's file lock (`autotagger.clients.gcs`) and
+finds the files cached; if the copy failed, the load fetches them itself and reports why.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from autotagger import logs, model
-from autotagger.clients import store
+from autotagger import config, logs, model
 from autotagger.config import Settings
 
 MODEL_TARGETS = ("on_upload", "on_message")
@@ -68,7 +77,48 @@ def start(settings: Settings) -> threading.Thread:
     return thread
 
 
+def prefetch(settings: Settings, target: str | None) -> subprocess.Popen[bytes] | None:
+    """Start copying a `gs://` model's files now, in a process of its own, when this process
+    will preload it; the process, or None."""
+    if not settings.model_weights.startswith("gs://") or not wanted(settings, target):
+        return None
+    package_root = str(Path(__file__).resolve().parents[2])  # where `autotagger` is
+    path = os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))
+    try:
+        copy = subprocess.Popen(  # noqa: S603 - this interpreter, this module; logs as the server
+            [sys.executable, "-m", __name__],
+            env={**os.environ, "PYTHONPATH": path},
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+    except OSError as exc:
+        logs.warning("model copy could not start: the worker fetches", error=str(exc)[:300])
+        return None
+    logs.info("model copy from Cloud Storage started", uri=settings.model_weights, pid=copy.pid)
+    return copy
+
+
+def _copy() -> int:
+    """The copy's process: the files the settings' engine reads, fetched and verified."""
+    settings = config.load_settings()
+    logs.set_level(settings.log_level)
+    try:
+        path = model.fetch_artifact(
+            settings.model_weights, settings.model_precision, settings.model_engine
+        )
+    except Exception as exc:
+        logs.warning(
+            "model copy failed: the worker's load fetches again",
+            error=f"{type(exc).__name__}: {str(exc)[:500]}",
+        )
+        return 1
+    logs.info("model copied ahead of the server", path=str(path))
+    return 0
+
+
 def _load(settings: Settings) -> None:
+    from autotagger.clients import store  # here: its import is not on the way to `prefetch`
+
     try:
         store.client(settings)  # the Firestore client and its credentials too (no RPC)
         model.load_in_background(settings)  # logs "model loaded"
@@ -77,3 +127,7 @@ def _load(settings: Settings) -> None:
             "model preload failed: the first request loads again",
             error=f"{type(exc).__name__}: {str(exc)[:500]}",
         )
+
+
+if __name__ == "__main__":
+    raise SystemExit(_copy())
