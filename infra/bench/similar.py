@@ -49,8 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _labels_only(artifact: Path, name: str) -> engines.OpenVINOClassifier:
     """The artifact's IR with only the probabilities output (what serving cost before)."""
-    import openvino as ov
-
+    ov = engines.import_openvino()
     manifest = json.loads((artifact / "manifest.json").read_text())
     core = ov.Core()
     full = core.read_model(str(artifact / manifest["openvino"]["xml"]))

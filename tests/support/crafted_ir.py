@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from autotagger.model import build
+from autotagger.model import build, engines
 
 
 def answer_exactly(graph: Any, log_probabilities: np.ndarray) -> None:
     """Make the OpenVINO `graph` (VGG16's IR) answer softmax(log_probabilities) for every input:
     its last Softmax's input becomes `MatMul(x, zero kernel) + log_probabilities`."""
+    engines.import_openvino()  # first: without its telemetry
     from openvino import opset13 as ops
 
     softmax = [op for op in graph.get_ordered_ops() if op.get_type_name() == "Softmax"][-1]
@@ -32,8 +33,7 @@ def answer_exactly(graph: Any, log_probabilities: np.ndarray) -> None:
 
 def crafted_artifact(source: Path, log_probabilities: np.ndarray, out: Path) -> Path:
     """`out/openvino/` and `out/openvino-fp16/` from `source`'s fp32 IR; returns `out`."""
-    import openvino as ov
-
+    ov = engines.import_openvino()
     graph = ov.Core().read_model(str(source / build.OPENVINO_DIR / "model.xml"))
     answer_exactly(graph, log_probabilities)
     (out / build.OPENVINO_DIR).mkdir(parents=True, exist_ok=True)

@@ -141,11 +141,10 @@ def _rebias(base: Path, probabilities: np.ndarray, directory: Path) -> None:
 
 def write_rebiased(base: Path, probabilities: np.ndarray, directory: Path) -> None:
     """Write the artifact: `base`'s IR answering `probabilities` (tests/support/crafted_ir.py)."""
-    import openvino as ov
-
-    from autotagger.model import build
+    from autotagger.model import build, engines
     from tests.support.crafted_ir import answer_exactly
 
+    ov = engines.import_openvino()
     graph = ov.Core().read_model(str(base / build.OPENVINO_DIR / "model.xml"))
     answer_exactly(graph, np.log(probabilities))
     staging = directory.with_name(f".{directory.name}.staging")

@@ -220,3 +220,52 @@ def test_only_the_model_package_imports_an_engine() -> None:
     }
     assert serving == {}
     assert any(_is_under(name, ENGINE_OWNER) for name in importers)  # the check can see one
+
+
+def _openvino_imports_unguarded(source: str) -> list[int]:
+    """Lines of `source` that import openvino neither inside `import_openvino` itself nor after
+    a call to it earlier in the same function."""
+    tree = ast.parse(source)
+    unguarded: list[int] = []
+
+    def imports_openvino(node: ast.AST) -> bool:
+        if isinstance(node, ast.Import):
+            return any(alias.name.split(".")[0] == "openvino" for alias in node.names)
+        return isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "openvino"
+
+    def calls_guard(node: ast.AST) -> bool:
+        return any(
+            isinstance(call, ast.Call)
+            and (getattr(call.func, "attr", None) or getattr(call.func, "id", None))
+            == "import_openvino"
+            for call in ast.walk(node)
+        )
+
+    def visit(node: ast.AST, function: str | None, guarded: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, child.name, False)
+                continue
+            if imports_openvino(child) and function != "import_openvino" and not guarded:
+                unguarded.append(child.lineno)
+            guarded = guarded or calls_guard(child)
+            visit(child, function, guarded)
+
+    visit(tree, None, False)
+    return unguarded
+
+
+def test_openvino_is_imported_without_its_telemetry_everywhere() -> None:
+    """`import openvino` sends a usage event (from a child forked off the importing process)
+    unless its telemetry package is kept out first: every import goes through
+    `engines.import_openvino`, in serving, building artifacts, the bench and the tests."""
+    sources = [*MODULES.values(), *(ROOT / "tests").rglob("*.py")]
+    found = {
+        str(path.relative_to(ROOT)): lines
+        for path in sources
+        if (lines := _openvino_imports_unguarded(path.read_text()))
+    }
+    assert found == {}
+    assert "import openvino" in MODULES["autotagger.model.engines"].read_text()  # seen there
+    unguarded, guarded = "def f():\n    import openvino\n", "def g():\n    import_openvino()\n"
+    assert _openvino_imports_unguarded(unguarded + guarded + "    import openvino\n") == [2]

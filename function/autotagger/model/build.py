@@ -10,6 +10,7 @@ the build-time work an artifact saves.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from autotagger.domain import Manifest
-from autotagger.model.engines import mapped_weights
+from autotagger.model.engines import import_openvino, mapped_weights
 from autotagger.model.spec import (
     EMBEDDING_DIM,
     EMBEDDING_NAME,
@@ -238,9 +239,16 @@ def embedding_entry() -> dict[str, Any]:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
+    """Hex sha256 of a file. A build asks for some files' digests twice (an IR's entry, then
+    every file's): the same file, unchanged since, is not read again."""
+    stat = path.stat()
+    return _sha256_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as data:
+    with open(path, "rb") as data:
         for chunk in iter(lambda: data.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -251,8 +259,7 @@ def export_openvino(keras_model: Any, artifact: Path) -> dict[str, Any]:
     IR in `artifact/openvino/` (`model.xml` + `model.bin`, fp32, weights not compressed: the
     same numbers as the SavedModel). Returns the manifest's `openvino` entry; its `sha256` is
     the `.bin`'s, so a changed IR is a changed file."""
-    import openvino as ov
-
+    ov = import_openvino()
     directory = artifact / OPENVINO_DIR
     with tempfile.TemporaryDirectory(prefix="autotagger-openvino-") as tmp:
         export_variables_saved_model(keras_model, Path(tmp))
@@ -263,8 +270,7 @@ def export_openvino(keras_model: Any, artifact: Path) -> dict[str, Any]:
 
 def _ir_entry(artifact: Path, folder: str, precision: str) -> dict[str, Any]:
     """The manifest's entry for the IR written into `artifact/folder/`."""
-    import openvino as ov
-
+    ov = import_openvino()
     binary = artifact / folder / "model.bin"
     return {
         "xml": f"{folder}/model.xml",
@@ -280,8 +286,7 @@ def export_openvino_fp16(artifact: Path) -> dict[str, Any]:
     """The fp32 IR again with its weights stored as fp16 (`artifact/openvino-fp16/`): half the
     bytes to ship and fetch; the CPU plugin decompresses them to fp32 at compile, so only the
     rounding of each weight to fp16 changes the numbers. Served by MODEL_PRECISION=fp16."""
-    import openvino as ov
-
+    ov = import_openvino()
     source = artifact / OPENVINO_DIR / "model.xml"
     directory = artifact / OPENVINO_FP16_DIR
     ov.save_model(ov.Core().read_model(str(source)), str(directory / "model.xml"))

@@ -261,13 +261,20 @@ def without_openvino_telemetry() -> None:
         sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
 
 
+def import_openvino() -> Any:
+    """The `openvino` module, imported without its telemetry: what every import of it here
+    (serving, building artifacts, tests, the bench) goes through."""
+    without_openvino_telemetry()
+    import openvino
+
+    return openvino
+
+
 def load_openvino(xml: Path, name: str, hint: str = "latency") -> OpenVINOClassifier:
     """The IR on OpenVINO's CPU plugin (no TensorFlow import). The `.bin` is memory-mapped;
     inference precision is pinned to fp32: on CPUs with AMX or AVX512-FP16 the plugin would
     otherwise default to bf16/fp16 and the labels would drift from TensorFlow's."""
-    without_openvino_telemetry()
-    import openvino as ov
-
+    ov = import_openvino()
     if hint not in OPENVINO_HINTS:
         raise ValueError(f"OpenVINO hint must be one of {OPENVINO_HINTS}, got {hint!r}")
     core = ov.Core()
