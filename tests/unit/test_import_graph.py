@@ -246,7 +246,12 @@ def _openvino_imports_unguarded(source: str) -> list[int]:
             if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 visit(child, child.name, False)
                 continue
-            if imports_openvino(child) and function != "import_openvino" and not guarded:
+            if (
+                isinstance(child, ast.Import | ast.ImportFrom)
+                and imports_openvino(child)
+                and function != "import_openvino"
+                and not guarded
+            ):
                 unguarded.append(child.lineno)
             guarded = guarded or calls_guard(child)
             visit(child, function, guarded)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 from google.api_core import exceptions as google_exceptions
+from google.cloud.firestore_v1.transaction import Transaction, transactional
 
 from autotagger.clients import store
 from autotagger.config import load_settings
@@ -25,9 +28,52 @@ def _exhausted_transaction() -> ValueError:
             return wrapped
 
 
+def _begin_failed_then_rollback() -> ValueError:
+    """What the SDK's `@transactional` raises when BeginTransaction itself fails (Firestore
+    unreachable): its rollback finds no transaction and raises a ValueError over the failure."""
+    api = SimpleNamespace(
+        begin_transaction=Mock(side_effect=google_exceptions.ServiceUnavailable("no connection"))
+    )
+    client = SimpleNamespace(_firestore_api=api, _database_string="db", _rpc_metadata=())
+    transaction = Transaction(client)
+    try:
+        transactional(lambda tx: None)(transaction)
+    except ValueError as masked:
+        return masked
+    raise AssertionError("the SDK no longer masks a failed begin")
+
+
 @pytest.fixture(autouse=True)
 def _no_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "client", lambda settings: object())
+    monkeypatch.setattr(store, "_forget", lambda settings, db: None)
+
+
+def test_an_outage_at_a_transactions_begin_is_retried_as_the_outage() -> None:
+    calls: list[int] = []
+
+    def begin_fails_once(db: Any) -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise _begin_failed_then_rollback()
+        return "committed"
+
+    assert "cannot be rolled back" in str(_begin_failed_then_rollback())
+    assert store._call(SETTINGS, "claim", begin_fails_once) == "committed"
+    assert len(calls) == 2
+
+
+def test_a_persistent_outage_at_a_transactions_begin_is_a_firestore_upstream_error() -> None:
+    forgotten: list[object] = []
+
+    def down(db: Any) -> None:
+        raise _begin_failed_then_rollback()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "_forget", lambda settings, db: forgotten.append(db))
+        with pytest.raises(UpstreamError, match="Firestore claim failed after 3 attempts: 503"):
+            store._call(SETTINGS, "claim", down)
+    assert len(forgotten) == 3  # each attempt drops the unreachable client's channel
 
 
 def test_a_transaction_contended_past_the_sdks_attempts_is_retried() -> None:

@@ -73,18 +73,30 @@ def _call(settings: Settings, what: str, call: Callable[[firestore.Client], T]) 
     def attempt() -> T:
         db = client(settings)
         try:
-            return call(db)
+            try:
+                return call(db)
+            except ValueError as exc:
+                hidden = _hidden_by_the_transaction(exc)
+                if hidden is None:
+                    raise
+                raise hidden from exc
         except google_exceptions.ServiceUnavailable:
             _forget(settings, db)
             raise
-        except ValueError as exc:
-            # A transaction still contended after the SDK's own attempts (it wraps the last
-            # ABORTED in a ValueError): contention is transient, so ours retry it with backoff.
-            if isinstance(exc.__cause__, google_exceptions.Aborted):
-                raise exc.__cause__ from exc
-            raise
 
     return with_retries(f"Firestore {what}", attempt, _is_transient)
+
+
+def _hidden_by_the_transaction(exc: ValueError) -> google_exceptions.GoogleAPICallError | None:
+    """The RPC failure the SDK's transaction wrapper reports as the ValueError `exc`, if any.
+
+    Two of its ValueErrors hide an RPC failure: a transaction still contended after its own
+    attempts (the last ABORTED is the cause), and a failure before the transaction began (an
+    outage at BeginTransaction: its rollback then raises "no transaction ID", the failure
+    being the context). Both are what they hide: transient, so retried, and named as
+    Firestore's when they persist."""
+    hidden = exc.__cause__ or exc.__context__
+    return hidden if isinstance(hidden, google_exceptions.GoogleAPICallError) else None
 
 
 def now() -> dt.datetime:
