@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from google.cloud import firestore
 from google.cloud.firestore_v1.vector import Vector
 
 from autotagger.clients import store
@@ -143,6 +144,66 @@ def test_an_expired_claim_is_taken_over_and_its_writes_are_refused(settings: Set
     assert stored is not None
     assert stored["labels"] == ["tabby"] and stored["claim"] is None
     assert "stale" not in stored["tags"]
+
+
+def _counting_transactions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the transactions begun from now on (one entry each)."""
+    begun: list[int] = []
+    original = firestore.Client.transaction
+
+    def counted(self: firestore.Client, **kwargs: Any) -> Any:
+        begun.append(1)
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(firestore.Client, "transaction", counted)
+    return begun
+
+
+def test_a_claim_created_here_is_finished_without_a_transaction(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    begun = _counting_transactions(monkeypatch)
+    claimed = store.claim(settings, _upload())
+    assert store.record_tags(settings, "a1", claimed.claim_id, ["tabby", "cat"])
+    assert store.record_tags(settings, "a1", claimed.claim_id, ["cat", "pet"])
+    record = _final(_upload(), tags=["tabby", "cat", "pet"])
+    assert store.save(settings, record, (*FIELDS, "secure_url"), claimed.claim_id) is Saved.WRITTEN
+    assert begun == []  # each guarded write was one write conditioned on the last one's time
+    stored = store.get(settings, "a1")
+    assert stored is not None and stored["claim"] is None and stored["status"] == "done"
+    assert stored["tags"] == ["tabby", "cat", "pet"] and stored["labels"] == ["tabby"]
+
+
+def test_a_claim_lost_to_a_newer_version_writes_nothing(
+    settings: Settings, emulator: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if emulator[0] == "npm":
+        pytest.skip("the npm emulator ignores update-time preconditions (as it fakes transactions)")
+    stale = store.claim(settings, _upload(version=1))  # this instance stalls ...
+    newer = store.claim(settings, _upload(version=2))  # ... while version 2 takes over
+    assert newer.state is ClaimState.CLAIMED
+    begun = _counting_transactions(monkeypatch)
+    assert not store.record_tags(settings, "a1", stale.claim_id, ["stale"])
+    assert store.save(settings, _final(_upload(1)), FIELDS, stale.claim_id) is Saved.CLAIM_LOST
+    assert len(begun) == 2  # the precondition failed: each transaction found the claim gone
+    stored = store.get(settings, "a1")
+    assert stored is not None and stored["version"] == 2 and stored["status"] == "processing"
+    assert stored["tags"] == [] and store.holds_claim(settings, "a1", newer.claim_id)
+
+
+def test_a_write_by_someone_else_sends_the_claim_through_the_transaction(
+    settings: Settings, emulator: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claimed = store.claim(settings, _upload())
+    # Another writer (a rescore, say) touches the document while the claim stands.
+    store.collection(settings).document("a1").update({"vocabulary": {"version": "v9"}})
+    begun = _counting_transactions(monkeypatch)
+    assert store.record_tags(settings, "a1", claimed.claim_id, ["tabby"])
+    assert store.save(settings, _final(_upload()), FIELDS, claimed.claim_id) is Saved.WRITTEN
+    if emulator[0] == "official":
+        assert len(begun) == 2  # the precondition failed: the transactions decided (ours)
+    stored = store.get(settings, "a1")
+    assert stored is not None and stored["claim"] is None and stored["tags"] == ["tabby", "cat"]
 
 
 def test_concurrent_claims_of_one_version_have_one_winner(

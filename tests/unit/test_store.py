@@ -1,4 +1,5 @@
-"""The store's call wrapper, without an emulator: which failures it retries."""
+"""The store without an emulator: which failures its call wrapper retries, and what it keeps
+of its own writes."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import pytest
 from google.api_core import exceptions as google_exceptions
 from google.cloud.firestore_v1.transaction import Transaction, transactional
 
-from autotagger.clients import store
+from autotagger.clients import claim_writes, store
 from autotagger.config import load_settings
+from autotagger.domain import Upload
 from autotagger.errors import UpstreamError
 
 SETTINGS = load_settings({})
@@ -107,3 +109,23 @@ def test_other_value_errors_are_raised_at_once() -> None:
     with pytest.raises(ValueError, match="a bug"):
         store._call(SETTINGS, "claim", broken)
     assert len(calls) == 1
+
+
+def test_the_claim_fields_a_fast_save_deletes_are_the_claim_documents() -> None:
+    upload = Upload("a1", "p/a1", 3, "https://res.cloudinary.com/demo/image/upload/v3/a1.jpg")
+    document = store._claim_document(upload, "c1", 330, store.now())
+    assert set(store._CLAIM_FIELDS) == set(document)
+
+
+def test_remembered_writes_are_per_claim_and_the_oldest_age_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(claim_writes, "KEPT", 3)
+    monkeypatch.setattr(claim_writes, "_writes", type(claim_writes._writes)())
+    for number in range(4):
+        claim_writes.remember(f"a{number}", "c", number, ("t",))
+    assert claim_writes.recall("a0", "c") is None  # the oldest went
+    assert claim_writes.recall("a3", "c") == claim_writes.OurWrite(3, ("t",))
+    assert claim_writes.recall("a3", "another claim") is None
+    claim_writes.forget("a3", "c")
+    assert claim_writes.recall("a3", "c") is None
