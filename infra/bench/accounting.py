@@ -3,11 +3,12 @@ says so), the peak memory of a process tree, and the machine's description."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -48,30 +49,53 @@ class CpuAccount:
         }
 
 
-class MemorySampler:
-    """Peak RSS (sum over the process and its children) of a process tree, sampled."""
-
-    def __init__(self, pid: int, interval_s: float = 0.025) -> None:
-        self.pid, self.interval_s = pid, interval_s
-        self.peak_mb = 0.0
-        self.peak_pss_mb = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
+def _sample_peak_rss(pid: int, interval_s: float, relist_s: float, peak_mb: Any, stop: Any) -> None:
+    """The sampler's loop (in its own process): the peak RSS of `pid`'s tree into `peak_mb`."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    tree: list[psutil.Process] = []
+    listed = -float("inf")
+    while not stop.is_set():
         try:
-            root = psutil.Process(self.pid)
-        except psutil.NoSuchProcess:
+            if time.monotonic() - listed >= relist_s:  # listing scans all of /proc: 0.6 ms
+                tree, listed = [root, *root.children(recursive=True)], time.monotonic()
+            rss = 0
+            for process in tree:
+                try:
+                    rss += process.memory_info().rss
+                except psutil.NoSuchProcess:
+                    if process is root:
+                        raise
+        except psutil.Error:
             return
-        while not self._stop.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-                rss = sum(p.memory_info().rss for p in tree) / 2**20
-            except psutil.Error:
-                break
-            self.peak_mb = max(self.peak_mb, rss)
-            self._stop.wait(self.interval_s)
+        peak_mb.value = max(peak_mb.value, rss / 2**20)
+        stop.wait(interval_s)
+
+
+class MemorySampler:
+    """Peak RSS (sum over the process and its children) of a process tree, sampled 40 times a
+    second by a forked process of its own (cheap to start, so a cold start is not disturbed).
+    A thread here measured ~10 ms slower warm requests (7%): this process also runs the client
+    and the Cloudinary stand-in, whose threads it woke for the GIL."""
+
+    def __init__(self, pid: int, interval_s: float = 0.025, relist_s: float = 0.25) -> None:
+        self.pid = pid
+        self.peak_pss_mb = 0.0
+        context = multiprocessing.get_context("fork")
+        self._peak = context.Value("d", 0.0, lock=False)
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_sample_peak_rss,
+            args=(pid, interval_s, relist_s, self._peak, self._stop),
+            daemon=True,
+        )
+        self._process.start()
+
+    @property
+    def peak_mb(self) -> float:
+        return float(self._peak.value)
 
     def pss_now(self) -> float:
         try:
@@ -85,7 +109,9 @@ class MemorySampler:
 
     def stop(self) -> float:
         self._stop.set()
-        self._thread.join(timeout=2)
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
         return self.peak_mb
 
 
