@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from google.api_core import exceptions as google_exceptions
 from google.cloud import firestore
 from google.cloud.firestore_v1.vector import Vector
 
@@ -204,6 +205,29 @@ def test_a_write_by_someone_else_sends_the_claim_through_the_transaction(
         assert len(begun) == 2  # the precondition failed: the transactions decided (ours)
     stored = store.get(settings, "a1")
     assert stored is not None and stored["claim"] is None and stored["tags"] == ["tabby", "cat"]
+
+
+def test_a_final_write_whose_answer_was_lost_is_found_written(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claimed = store.claim(settings, _upload())
+    original = firestore.DocumentReference.update
+    lost: list[int] = []
+
+    def commits_then_times_out(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        if not lost:
+            lost.append(1)
+            raise google_exceptions.DeadlineExceeded("the answer was lost")
+        return result
+
+    monkeypatch.setattr(firestore.DocumentReference, "update", commits_then_times_out)
+    record = _final(_upload(), updated_at=store.now())
+    fields = (*FIELDS, "updated_at")
+    assert store.save(settings, record, fields, claimed.claim_id) is Saved.WRITTEN  # not lost
+    assert lost == [1]
+    stored = store.get(settings, "a1")
+    assert stored is not None and stored["claim"] is None and stored["status"] == "done"
 
 
 def test_concurrent_claims_of_one_version_have_one_winner(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from autotagger import domain
-from autotagger.domain import IR, InvalidField, Manifest, ManifestError, Status, is_final
+from autotagger.domain import IR, InvalidField, Manifest, ManifestError, Status, Upload, is_final
 from autotagger.errors import BadRequest
 from autotagger.model import artifact
 from tests.support.helpers import DATA, load_payload
@@ -270,3 +270,13 @@ def test_the_engine_choice_reads_the_parsed_manifest(monkeypatch: pytest.MonkeyP
         artifact.choose_engine(no_path, "tensorflow")
     with pytest.raises(ValueError, match="no fp16 IR"):
         artifact.fp16_entry({**RAW, "openvino_fp16": None}, "openvino")
+
+
+def test_claim_document_fields_name_every_field_of_a_claims_document() -> None:
+    upload = Upload("a1", "p/a1", 3, "https://res.cloudinary.com/demo/image/upload/v3/a1.jpg")
+    document = domain.claim_document(upload, "c1", 330, dt.datetime.now(dt.UTC), ("cat",))
+    assert tuple(document) == domain.CLAIM_DOCUMENT_FIELDS
+    assert document["claim"]["id"] == "c1" and document["tags"] == ["cat"]
+    assert document["status"] == "processing" and set(domain.CLAIM_DOCUMENT_FIELDS) <= set(
+        (*domain.STORED_FIELDS, "claim")
+    )

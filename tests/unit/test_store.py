@@ -13,7 +13,6 @@ from google.cloud.firestore_v1.transaction import Transaction, transactional
 
 from autotagger.clients import claim_writes, store
 from autotagger.config import load_settings
-from autotagger.domain import Upload
 from autotagger.errors import UpstreamError
 
 SETTINGS = load_settings({})
@@ -109,12 +108,6 @@ def test_other_value_errors_are_raised_at_once() -> None:
     with pytest.raises(ValueError, match="a bug"):
         store._call(SETTINGS, "claim", broken)
     assert len(calls) == 1
-
-
-def test_the_claim_fields_a_fast_save_deletes_are_the_claim_documents() -> None:
-    upload = Upload("a1", "p/a1", 3, "https://res.cloudinary.com/demo/image/upload/v3/a1.jpg")
-    document = store._claim_document(upload, "c1", 330, store.now())
-    assert set(store._CLAIM_FIELDS) == set(document)
 
 
 def test_remembered_writes_are_per_claim_and_the_oldest_age_out(

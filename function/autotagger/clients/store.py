@@ -38,9 +38,10 @@ from autotagger import logs
 from autotagger.clients import claim_writes, firestore_vectors
 from autotagger.config import Settings
 from autotagger.domain import (
+    CLAIM_DOCUMENT_FIELDS,
     EMBEDDING_FIELD,
-    Status,
     Upload,
+    claim_document,
     is_final,
     is_live_claim,
     is_superseded,
@@ -191,36 +192,6 @@ class Released(enum.StrEnum):
     NOT_HELD = "not_held"  # another delivery's claim by now (or no document): left alone
 
 
-def _claim_document(
-    upload: Upload, claim_id: str, ttl_s: int, at: dt.datetime, tags: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    return {
-        "asset_id": upload.asset_id,
-        "public_id": upload.public_id,
-        "version": upload.version,
-        "secure_url": upload.secure_url,
-        "status": Status.PROCESSING.value,
-        "claim": {"id": claim_id, "expires_at": at + dt.timedelta(seconds=ttl_s)},
-        "tags": list(tags),  # ours, still on the asset until this claim's outcome replaces them
-        "created_at": at,
-        "updated_at": at,
-    }
-
-
-# The fields of a claim's document (`_claim_document`).
-_CLAIM_FIELDS = (
-    "asset_id",
-    "public_id",
-    "version",
-    "secure_url",
-    "status",
-    "claim",
-    "tags",
-    "created_at",
-    "updated_at",
-)
-
-
 def _decide(
     current: dict[str, Any],
     upload: Upload,
@@ -257,7 +228,7 @@ def claim(
     the first attempt, so a `create()` retried after a lost answer finds its own claim."""
     claim_id = claim_id or uuid.uuid4().hex
     at = now()
-    document = _claim_document(upload, claim_id, settings.claim_ttl_s, at)
+    document = claim_document(upload, claim_id, settings.claim_ttl_s, at)
     try:
         created = _call(
             settings,
@@ -280,7 +251,7 @@ def claim(
             if decided is not None:
                 return decided
         previous = tuple((current or {}).get("tags") or ())
-        document = _claim_document(upload, claim_id, settings.claim_ttl_s, at, previous)
+        document = claim_document(upload, claim_id, settings.claim_ttl_s, at, previous)
         created_at = (current or {}).get("created_at") or at
         document["created_at"] = created_at
         transaction.set(ref, document)
@@ -369,7 +340,7 @@ def save(
     asset_id = record["asset_id"]
     # Unchanged since our claim's create, the document holds only the claim's fields: updating
     # every field and deleting the claim's others writes what `set()` would.
-    replaced = {name: firestore.DELETE_FIELD for name in _CLAIM_FIELDS} | document
+    replaced = {name: firestore.DELETE_FIELD for name in CLAIM_DOCUMENT_FIELDS} | document
     if _write_if_unchanged(settings, asset_id, claim_id, replaced, ()):
         claim_writes.forget(asset_id, claim_id)
         return Saved.WRITTEN
@@ -378,8 +349,9 @@ def save(
     @firestore.transactional
     def write_if_ours(transaction: firestore.Transaction, ref: Any) -> Saved:
         snapshot = ref.get(transaction=transaction, **NO_RETRY)
-        if not _holds(snapshot.to_dict() if snapshot.exists else None, claim_id):
-            return Saved.CLAIM_LOST
+        current = snapshot.to_dict() if snapshot.exists else None
+        if not _holds(current, claim_id):
+            return Saved.WRITTEN if _landed(current, document) else Saved.CLAIM_LOST
         transaction.set(ref, document)
         return Saved.WRITTEN
 
@@ -387,6 +359,18 @@ def save(
         settings,
         "write",
         lambda db: write_if_ours(db.transaction(), collection(settings, db).document(asset_id)),
+    )
+
+
+def _landed(current: dict[str, Any] | None, document: dict[str, Any]) -> bool:
+    """Whether `current` is our final `document` already: a write that committed though its
+    answer was lost, found (without its claim) by the retry."""
+    stamp = document.get("updated_at")
+    return (
+        current is not None
+        and stamp is not None
+        and current.get("claim") is None
+        and (current.get("version"), current.get("updated_at")) == (document["version"], stamp)
     )
 
 

@@ -10,11 +10,13 @@ from autotagger.domain.manifest import (
     ManifestError,
 )
 from autotagger.domain.record import (
+    CLAIM_DOCUMENT_FIELDS,
     EMBEDDING_FIELD,
     FINAL,
     PUBLIC_FIELDS,
     STORED_FIELDS,
     Status,
+    claim_document,
     is_final,
     is_live_claim,
     is_superseded,
@@ -25,6 +27,7 @@ from autotagger.domain.record import (
 from autotagger.domain.upload import InvalidField, Upload, parse_upload, required_text
 
 __all__ = [
+    "CLAIM_DOCUMENT_FIELDS",
     "EMBEDDING_FIELD",
     "FINAL",
     "IR",
@@ -37,6 +40,7 @@ __all__ = [
     "ManifestError",
     "Status",
     "Upload",
+    "claim_document",
     "is_final",
     "is_live_claim",
     "is_superseded",

@@ -12,6 +12,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
+from autotagger.domain.upload import Upload
+
 
 class Status(enum.StrEnum):
     """A document's `status`. `processing`: a delivery holds a claim (`claim`); `done` and
@@ -56,6 +58,37 @@ EMBEDDING_FIELD = "embedding"
 STORED_FIELDS = (*PUBLIC_FIELDS, EMBEDDING_FIELD)
 # Only while `processing`: {id, expires_at}; null on a final document.
 CLAIM_FIELD = "claim"
+
+# The fields of a claim's document (`claim_document`).
+CLAIM_DOCUMENT_FIELDS = (
+    "asset_id",
+    "public_id",
+    "version",
+    "secure_url",
+    "status",
+    "claim",
+    "tags",
+    "created_at",
+    "updated_at",
+)
+
+
+def claim_document(
+    upload: Upload, claim_id: str, ttl_s: int, at: dt.datetime, tags: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The document of a fresh claim of `upload` (`claim_id`, expiring `ttl_s` after `at`),
+    carrying `tags`: ours still on the asset until this claim's outcome replaces them."""
+    return {
+        "asset_id": upload.asset_id,
+        "public_id": upload.public_id,
+        "version": upload.version,
+        "secure_url": upload.secure_url,
+        "status": Status.PROCESSING.value,
+        "claim": {"id": claim_id, "expires_at": at + dt.timedelta(seconds=ttl_s)},
+        "tags": list(tags),
+        "created_at": at,
+        "updated_at": at,
+    }
 
 
 def status_of(record: Mapping[str, Any] | None) -> Status | None:
