@@ -271,14 +271,16 @@ def _holds(current: dict[str, Any] | None, claim_id: str) -> bool:
 
 
 def _write_if_unchanged(
-    settings: Settings, asset_id: str, claim_id: str, changes: dict[str, Any], tags: tuple[str, ...]
+    settings: Settings,
+    asset_id: str,
+    claim_id: str,
+    known: claim_writes.OurWrite,
+    changes: dict[str, Any],
+    tags: tuple[str, ...],
 ) -> bool:
-    """Update `changes` only if the document still has our last write's update time (so our
-    claim still stands), in one round trip. False: not known, or written since by someone
-    (a take-over, a rescore): nothing written, the caller's transaction decides."""
-    known = claim_writes.recall(asset_id, claim_id)
-    if known is None:
-        return False
+    """Update `changes` only if the document still has `known`'s update time (our last write:
+    our claim still stands), in one round trip. False: written since by someone (a take-over,
+    a rescore): nothing written, the caller's transaction decides."""
 
     def write(db: firestore.Client) -> Any:
         option = db.write_option(last_update_time=known.update_time)
@@ -308,7 +310,8 @@ def record_tags(settings: Settings, asset_id: str, claim_id: str, tags: list[str
     known = claim_writes.recall(asset_id, claim_id)
     if known is not None:
         merged = list(dict.fromkeys([*known.tags, *tags]))
-        if _write_if_unchanged(settings, asset_id, claim_id, {"tags": merged}, tuple(merged)):
+        changes = {"tags": merged}
+        if _write_if_unchanged(settings, asset_id, claim_id, known, changes, tuple(merged)):
             return True
 
     @firestore.transactional
@@ -341,10 +344,13 @@ def save(
     # Unchanged since our claim's create, the document holds only the claim's fields: updating
     # every field and deleting the claim's others writes what `set()` would.
     replaced = {name: firestore.DELETE_FIELD for name in CLAIM_DOCUMENT_FIELDS} | document
-    if _write_if_unchanged(settings, asset_id, claim_id, replaced, ()):
-        claim_writes.forget(asset_id, claim_id)
+    known = claim_writes.recall(asset_id, claim_id)
+    written = known is not None and _write_if_unchanged(
+        settings, asset_id, claim_id, known, replaced, ()
+    )
+    claim_writes.forget(asset_id, claim_id)  # the claim ends with this write, whichever it is
+    if written:
         return Saved.WRITTEN
-    claim_writes.forget(asset_id, claim_id)
 
     @firestore.transactional
     def write_if_ours(transaction: firestore.Transaction, ref: Any) -> Saved:
