@@ -58,13 +58,15 @@ def stop(processes: Sequence[subprocess.Popen[Any]], timeout_s: float = 5.0) -> 
     """Stop `processes` (last started first): SIGTERM, then SIGKILL after `timeout_s`.
 
     A process that leads its own process group (the gcloud emulators) is signalled as a group, so
-    its children (Java) go with it. Servers get a short grace: gunicorn's graceful shutdown would
-    otherwise wait up to 30 s for an idle keep-alive connection.
+    its children (Java) go with it, and whatever of the group outlives its leader is killed.
+    Servers get a short grace: gunicorn's graceful shutdown would otherwise wait up to 30 s for
+    an idle keep-alive connection.
     """
+    leaders = {process.pid for process in processes if _leads_group(process)}
 
     def signal_all(process: subprocess.Popen[Any], sig: signal.Signals) -> None:
         try:
-            if os.getpgid(process.pid) == process.pid:
+            if process.pid in leaders:
                 os.killpg(process.pid, sig)
             elif process.poll() is None:
                 process.send_signal(sig)
@@ -80,8 +82,16 @@ def stop(processes: Sequence[subprocess.Popen[Any]], timeout_s: float = 5.0) -> 
         except subprocess.TimeoutExpired:
             signal_all(process, signal.SIGKILL)
             process.wait(timeout=10)
-        else:
-            signal_all(process, signal.SIGKILL)  # leftover children of a group leader
+        if process.pid in leaders:
+            signal_all(process, signal.SIGKILL)  # leftover children of the group leader
+
+
+def _leads_group(process: subprocess.Popen[Any]) -> bool:
+    """Whether `process` leads its process group (also once exited, while not yet reaped)."""
+    try:
+        return process.returncode is None and os.getpgid(process.pid) == process.pid
+    except ProcessLookupError:
+        return False
 
 
 def serve(

@@ -147,7 +147,8 @@ def test_make_installs_the_lock_with_hashes() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert _lock(DEV_LOCK)[canonicalize_name("uv")].hashes
     assert "awk '/^uv==/ {p = 1} p {print} p && !/\\\\$$/ {exit}' $(DEV_LOCK)" in makefile
-    assert "$(PIP) install --require-hashes --no-deps -r $(VENV)/uv-lock.txt" in makefile
+    pip = "$$pip --quiet --disable-pip-version-check install --require-hashes --no-deps"
+    assert f"{pip} -r $(VENV)/uv-lock.txt" in makefile
     assert "UV_INSTALL := $(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps" in makefile
     assert "$(UV_INSTALL) --require-hashes --compile-bytecode -r $(DEV_LOCK)" in makefile
     assert f"DEV_LOCK := {DEV_LOCK}" in makefile
