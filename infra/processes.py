@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,10 +35,34 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server started next.
+
+    Picked at random below the kernel's ephemeral range: a port the kernel hands out (to a
+    `bind(("", 0))` or to an outgoing connection) could be taken by someone else between this
+    check and the server's own bind, and another server would then answer at its address.
+    """
+    below = range(FREE_PORT_LOW, max(FREE_PORT_LOW, ephemeral_range_start()))
+    for port in random.sample(below, min(100, len(below))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # none free below the range: one the kernel picks
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+FREE_PORT_LOW = 10000
+
+
+def ephemeral_range_start() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
