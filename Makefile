@@ -11,7 +11,8 @@ PY_STAMP := $(VENV)/.installed-$(REQS_HASH)
 NODE_STAMP := infra/emulator/node_modules/.package-lock.json
 
 .PHONY: run test pytest lint load bench bench-cold bench-video deps lock clean
-# Independent prerequisites at once (the Python and the Node installs of `deps`).
+# Independent prerequisites at once: the Python and the Node installs of `deps`, the linters
+# beside pytest in `test`.
 MAKEFLAGS += --jobs=2
 
 deps: $(PY_STAMP) $(NODE_STAMP)

@@ -34,6 +34,9 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+FREE_PORT_LOW = 10000  # free_port's ports: from here to the kernel's ephemeral range
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago, for a server started next.
 
@@ -52,9 +55,6 @@ def free_port() -> int:
     with socket.socket() as sock:  # none free below the range: one the kernel picks
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-FREE_PORT_LOW = 10000
 
 
 def ephemeral_range_start() -> int:
