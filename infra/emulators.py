@@ -28,7 +28,7 @@ _GCLOUD_COMMANDS = {
 FIRESTORE_EMULATORS = ("auto", "official", "npm")
 # The emulators' JVM compiles with C1 only: a local emulator lives for one run of short requests,
 # where C2's optimising compiler costs more CPU than it saves (a start and 400 requests: 2.7
-# instead of 4.7 core-seconds, and 27% less time).
+# instead of 4.7 core-seconds, and 25-27% less time).
 JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
