@@ -20,7 +20,9 @@ def test_a_free_port_is_bindable_and_below_the_kernels_ephemeral_range() -> None
 
 
 def test_without_room_below_the_range_the_kernel_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    kernels = processes.ephemeral_range_start()
     monkeypatch.setattr(processes, "ephemeral_range_start", lambda: processes.FREE_PORT_LOW)
     port = processes.free_port()
+    assert port >= kernels  # from the kernel's own range
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
