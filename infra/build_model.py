@@ -8,8 +8,8 @@ fp32 (default) writes DIR/saved_model/ (a SavedModel holding only the graph: `se
 DIR/weights.bin (every weight once, float32, 64-byte aligned, memory-mapped at load),
 DIR/openvino/model.xml + model.bin (the same weights as an OpenVINO IR, fp32, not compressed,
 converted from the same Keras model; served by MODEL_ENGINE=openvino|auto without
-TensorFlow), DIR/openvino-fp16/ (the same IR with fp16-compressed weights, half the bytes:
-MODEL_PRECISION=fp16) and DIR/manifest.json, which records which weights went in
+TensorFlow), DIR/openvino-fp16/ (the same IR with fc1's kernel stored as fp16, 0.63x the
+bytes: MODEL_PRECISION=fp16) and DIR/manifest.json, which records which weights went in
 (`vgg16/random(seed=0)` for random ones), where each tensor lies in weights.bin, the IRs' files,
 and `files`: every file's size and sha256 (a gs:// fetch verifies each one it reads).
 

@@ -54,8 +54,10 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 def _is_current(directory: Path) -> bool:
     """The artifact exists in today's layout (every file's sha256 in the manifest; fp32: weights
-    in a memory-mapped weights.bin, an OpenVINO IR and its fp16-compressed twin; both
-    precisions: the embedding output)."""
+    in a memory-mapped weights.bin, an OpenVINO IR and today's fp16 IR; both precisions: the
+    embedding output)."""
+    from autotagger.model.spec import FP16_IR_PRECISION
+
     manifest = directory / "manifest.json"
     if not manifest.exists():
         return False
@@ -64,7 +66,10 @@ def _is_current(directory: Path) -> bool:
         return False
     return "files" in content and (
         content.get("format") == "tflite"
-        or ((directory / "weights.bin").exists() and "openvino_fp16" in content)
+        or (
+            (directory / "weights.bin").exists()
+            and content.get("openvino_fp16", {}).get("precision") == FP16_IR_PRECISION
+        )
     )
 
 

@@ -1,4 +1,4 @@
-"""The fp16-compressed IR against the fp32 one, in a subprocess (`python -m infra.bench --part
+"""The fp16 IR (fc1's kernel stored as fp16) against the fp32 one, in a subprocess (`python -m infra.bench --part
 fp16`): bytes, parity on seeded weights and on crafted distributions, load and forward time."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def part(weights: str, repeat: int) -> dict[str, Any]:
 
 
 def part_fp16(weights: str, batch: np.ndarray, repeat: int) -> dict[str, Any]:
-    """The fp16-compressed IR against the fp32 one: bytes, parity (seeded weights on `batch`;
+    """The fp16 IR against the fp32 one: bytes, parity (seeded weights on `batch`;
     crafted distributions), batch-1 forward and load time."""
     from autotagger import model
     from autotagger.model import engines

@@ -4,6 +4,7 @@ memory its own), answered as one JSON line."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from infra.bench import fp16, references, seed
@@ -12,17 +13,23 @@ from infra.bench import fp16, references, seed
 def run_part(args: argparse.Namespace) -> dict[str, Any]:
     """The measurement `args.part` names, with its `--weights`, `--precision`, `--repeat`,
     `--engine`."""
-    if args.part == "forward":
-        return references.part_forward(args.weights, args.precision, args.repeat, args.engine)
-    if args.part == "floor":
-        return references.part_floor()
-    if args.part == "tune":
-        return references.part_tune(args.weights, args.repeat)
-    if args.part == "fidelity":
-        return references.part_fidelity(args.weights)
-    if args.part == "fp16":
-        return fp16.part(args.weights, args.repeat)
-    if args.part == "seed":
-        fp32_dir, int8_dir = args.weights.split(",")
-        return seed.part_seed(fp32_dir, int8_dir, args.repeat)
-    raise SystemExit(f"bench: unknown part {args.part!r}")
+    parts: dict[str, Callable[[], dict[str, Any]]] = {
+        "forward": lambda: references.part_forward(
+            args.weights, args.precision, args.repeat, args.engine
+        ),
+        "floor": references.part_floor,
+        "tune": lambda: references.part_tune(args.weights, args.repeat),
+        "layers": lambda: references.part_layers(args.weights, args.repeat),
+        "fidelity": lambda: references.part_fidelity(args.weights),
+        "fp16": lambda: fp16.part(args.weights, args.repeat),
+        "seed": lambda: seed.part_seed(*_pair(args.weights), args.repeat),
+    }
+    if args.part not in parts:
+        raise SystemExit(f"bench: unknown part {args.part!r}")
+    return parts[args.part]()
+
+
+def _pair(weights: str) -> tuple[str, str]:
+    """`--weights FP32_DIR,INT8_DIR` (the seed part's two artifacts)."""
+    fp32_dir, int8_dir = weights.split(",")
+    return fp32_dir, int8_dir

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,60 @@ def part_floor() -> dict[str, Any]:
     rates["tensorflow"] = rate(lambda: tf.matmul(ta, tb).numpy())
     gflops = max(rates.values())
     return {"gflops": rates, "best_gflops": gflops, "floor_ms": VGG16_GFLOP / gflops * 1e3}
+
+
+DENSE_GFLOP = 2 * (25088 * 4096 + 4096 * 4096 + 4096 * 1000) / 1e9  # fc1, fc2, predictions
+
+
+def part_layers(weights: str, repeat: int) -> dict[str, Any]:
+    """Where OpenVINO's forward goes, from its own per-layer counters (`PERF_COUNT`), at batch 1
+    and 8: milliseconds per image by layer type, and the fully-connected weights' bytes. At
+    batch 1 those layers are 0.8% of the FLOPs but read every one of their 494 MB of weights
+    for one image: memory, not arithmetic, which a matmul floor does not count."""
+    from autotagger.model import build, engines
+    from autotagger.model.spec import INPUT_SHAPE
+
+    ov = engines.import_openvino()
+    core = ov.Core()
+    graph = core.read_model(str(Path(weights) / build.OPENVINO_DIR / "model.xml"))
+    dense_bytes = sum(
+        int(np.prod(op.input_value(1).get_node().get_output_shape(0))) * 4
+        for op in graph.get_ordered_ops()
+        if op.get_type_name() == "MatMul"
+        and op.input_value(1).get_node().get_type_name() == "Constant"
+    )
+    image = np.random.default_rng(1).uniform(-120, 130, (8, 224, 224, 3)).astype(np.float32)
+    out: dict[str, Any] = {"dense_weights_mb": dense_bytes / 1e6}
+    for size in (1, 8):
+        # A static batch: with the dynamic one, the counters cover half of a batch-8 forward.
+        graph.reshape([size, *INPUT_SHAPE])
+        compiled = core.compile_model(
+            graph,
+            "CPU",
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True},
+        )
+        request = compiled.create_infer_request()
+        for _ in range(2):  # planned, weights packed
+            request.infer({0: image[:size]})
+        totals: list[float] = []
+        by_type: dict[str, list[float]] = {}
+        for _ in range(repeat):
+            started = time.perf_counter()
+            request.infer({0: image[:size]})
+            totals.append((time.perf_counter() - started) * 1e3 / size)
+            sums: dict[str, float] = {}
+            for layer in request.profiling_info:
+                if layer.status.name == "EXECUTED":
+                    ms = layer.real_time.total_seconds() * 1e3 / size
+                    sums[layer.node_type] = sums.get(layer.node_type, 0.0) + ms
+            for kind, ms in sums.items():
+                by_type.setdefault(kind, []).append(ms)
+        del request, compiled
+        out[f"batch{size}"] = {
+            "forward_ms": statistics.median(totals),
+            "by_type_ms": {kind: statistics.median(v) for kind, v in by_type.items()},
+        }
+    return out
 
 
 def part_tune(weights: str, rounds: int) -> dict[str, Any]:

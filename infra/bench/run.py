@@ -64,7 +64,8 @@ def everything(out: Path, quick: bool) -> int:
         forward_round()
     print("bench: OpenVINO tuning and label fidelity...", flush=True)
     data["tune"] = harness.part(PARTS, "tune", "--weights", str(fp32_dir), "--repeat", "2")
-    for name in ("fidelity", "fp16"):  # OpenVINO vs TensorFlow; the fp16 IR vs the fp32 one
+    # OpenVINO's layers; OpenVINO vs TensorFlow; the fp16 IR vs the fp32 one
+    for name in ("layers", "fidelity", "fp16"):
         data[name] = harness.part(PARTS, name, "--weights", str(fp32_dir), "--repeat", repeat)
     data["seed"] = harness.part(
         PARTS,

@@ -1,7 +1,9 @@
-"""The fp16-compressed OpenVINO IR (MODEL_PRECISION=fp16): half the bytes, weights rounded to
-fp16 and decompressed to fp32 at compile. It becomes the default only if it keeps the labels:
-top-5 identical and probabilities within 1e-4 of the fp32 IR, on the seeded weights and on
-crafted-distribution artifacts (zero last kernel, log-probabilities as the bias)."""
+"""The fp16 OpenVINO IR (MODEL_PRECISION=fp16): fc1's kernel, the largest weight tensor, stored
+as fp16 (0.63x the bytes) and decompressed to fp32 at compile. It must keep the labels: top-5
+identical and probabilities within 1e-4 of the fp32 IR, on the seeded weights and on
+crafted-distribution artifacts (zero last kernel, log-probabilities as the bias). It is offered,
+not the default: the served model's name, on which records and the learned vocabulary are
+keyed, would change under every deployment."""
 
 from __future__ import annotations
 
@@ -33,12 +35,26 @@ def _compare(fp32: np.ndarray, fp16: np.ndarray) -> tuple[bool, float]:
     return top5, float(np.abs(fp32 - fp16).max())
 
 
-def test_the_artifact_holds_an_fp16_ir_of_half_the_bytes(model_dir: Path) -> None:
+def test_the_artifact_holds_an_fp16_ir_with_only_the_largest_weight_in_fp16(
+    model_dir: Path,
+) -> None:
     manifest = json.loads((model_dir / "manifest.json").read_text())
     fp32, fp16 = manifest["openvino"], manifest["openvino_fp16"]
     assert fp16["bytes"] == (model_dir / fp16["bin"]).stat().st_size
-    assert 0.49 < fp16["bytes"] / fp32["bytes"] < 0.51
     assert manifest["files"][fp16["bin"]]["sha256"] == fp16["sha256"]
+    ov = engines.import_openvino()
+    graph = ov.Core().read_model(str(model_dir / fp16["xml"]))
+    weights = [
+        op
+        for op in graph.get_ordered_ops()
+        if op.get_type_name() == "Constant" and np.prod(op.get_output_shape(0)) > 1000
+    ]
+    halves = [op for op in weights if op.get_output_element_type(0) == ov.Type.f16]
+    assert [sorted(op.get_output_shape(0)) for op in halves] == [[4096, 25088]]  # fc1's kernel
+    largest = max(np.prod(op.get_output_shape(0)) for op in weights)
+    assert np.prod(halves[0].get_output_shape(0)) == largest
+    assert fp32["bytes"] - fp16["bytes"] == largest * 2  # two of its four bytes a weight saved
+    assert 0.6 < fp16["bytes"] / fp32["bytes"] < 0.66
 
 
 def test_fp16_settings(model_dir: Path, tmp_path: Path) -> None:
@@ -59,21 +75,21 @@ def test_fp16_settings(model_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fp16_parity_decides_the_default(model_dir: Path, tmp_path: Path) -> None:
+def test_fp16_keeps_the_labels(model_dir: Path, tmp_path: Path) -> None:
     batch = _inputs()
     fp32_model = model._load(str(model_dir), "fp32", engine="openvino")
     fp16_model = model._load(str(model_dir), "fp16", engine="openvino")
     manifest = json.loads((model_dir / "manifest.json").read_text())
     assert fp16_model.name == model.artifact_name(manifest) + model.FP16_SUFFIX
-    fp32 = fp32_model.predict(batch)
-    fp16 = fp16_model.predict(batch)
+    fp32_out, fp16_out = model.infer(fp32_model, batch), model.infer(fp16_model, batch)
+    fp32, fp16 = fp32_out.probabilities, fp16_out.probabilities
+    # fc1 comes after the embedding's pool: embeddings, and the vocabulary's input, are unchanged.
+    assert fp32_out.embeddings is not None and fp16_out.embeddings is not None
+    np.testing.assert_array_equal(fp32_out.embeddings, fp16_out.embeddings)
     del fp32_model, fp16_model
     seeded_top5, seeded_diff = _compare(fp32, fp16)
-    # Whatever the verdict, the option stays close: same top-1, probabilities within 1e-3.
-    assert (fp32.argmax(1) == fp16.argmax(1)).all()
-    assert seeded_diff < 1e-3
+    assert (seeded_top5, seeded_diff <= PARITY_ATOL) == (True, True), seeded_diff
 
-    crafted_ok = True
     for i, (name, p) in enumerate(distributions()):
         artifact = crafted_artifact(model_dir, np.log(p), tmp_path / str(i))
         exact = np.exp(np.log(p).astype(np.float32))
@@ -85,8 +101,7 @@ def test_fp16_parity_decides_the_default(model_dir: Path, tmp_path: Path) -> Non
             del crafted
         np.testing.assert_allclose(outputs["openvino"], np.stack([exact] * 2), atol=1e-6)
         top5, diff = _compare(outputs["openvino"], outputs["openvino-fp16"])
-        crafted_ok = crafted_ok and top5 and diff <= PARITY_ATOL
+        assert top5 and diff <= PARITY_ATOL, (name, diff)
 
-    parity = seeded_top5 and seeded_diff <= PARITY_ATOL and crafted_ok
-    default = config.load_settings({"MODEL_WEIGHTS": str(model_dir)}).model_precision
-    assert default == ("fp16" if parity else "fp32"), (seeded_top5, seeded_diff, crafted_ok)
+    # Offered, not adopted: the default keeps the model name records and vocabularies carry.
+    assert config.load_settings({"MODEL_WEIGHTS": str(model_dir)}).model_precision == "fp32"

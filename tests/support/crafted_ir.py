@@ -1,7 +1,7 @@
 """A crafted-distribution OpenVINO IR: the artifact's VGG16 with a zero last kernel and the given
 log-probabilities as its bias, so it answers exactly that distribution for every image (what a
 weights file crafted that way converts to), written as an artifact folder with both IRs (fp32 and
-build_model's fp16-compressed one)."""
+build_model's fp16 one)."""
 
 from __future__ import annotations
 

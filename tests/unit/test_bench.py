@@ -53,6 +53,21 @@ def test_the_cold_path_report_has_one_verdict_per_goal(tmp_path) -> None:
     assert json.loads((tmp_path / "bench_cold.json").read_text()) == data
 
 
+def test_the_layers_row_sets_convolutions_against_their_flops_and_dense_against_bytes() -> None:
+    layers = {
+        "dense_weights_mb": 500.0,
+        "batch1": {"forward_ms": 120.0, "by_type_ms": {"Convolution": 99.2, "FullyConnected": 20}},
+        "batch8": {"forward_ms": 100.0, "by_type_ms": {"Convolution": 99.2, "FullyConnected": 1}},
+    }
+    row = cold_report.layers_row(layers, floor_ms=100.0)
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(cells) == 4
+    # 30.70 of VGG16's 30.95 GFLOP are convolutions: their floor is 99.2 ms of the 100.
+    assert "batch 1: 120 ms an image = 1.20x the floor; convolutions 99 ms (1.00x" in cells[1]
+    assert "fully connected 20.0 ms reading 500 MB of weights (25 GB/s)" in cells[1]
+    assert "batch 8: 100 ms an image = 1.00x the floor" in cells[1]
+
+
 def test_read_json_gives_the_concurrency_levels_back_as_numbers() -> None:
     data = output.read_json(DOCS / "bench.json")
     levels = [set(run["levels"]) for run in data["runs"].values() if "levels" in run]

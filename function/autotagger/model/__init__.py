@@ -30,8 +30,9 @@ installed, else TensorFlow. The engine changes how fast, not what: the model's `
 same under both. `MODEL_PRECISION=int8` asks for the int8 model (LiteRT): an int8 artifact is
 used as is; anything else is converted at load time (imports TensorFlow and takes tens of
 seconds: build an artifact instead).
-`MODEL_PRECISION=fp16` serves the artifact's fp16-compressed IR with OpenVINO (half the bytes
-to fetch; decompressed to fp32 at compile, so weights rounded to fp16: named `…/fp16`).
+`MODEL_PRECISION=fp16` serves the artifact's IR whose fc1 kernel is stored as fp16 with OpenVINO
+(0.63x the bytes to fetch; decompressed to fp32 at compile, so those weights rounded to fp16:
+named `…/fp16`).
 """
 
 from __future__ import annotations

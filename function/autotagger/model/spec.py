@@ -26,6 +26,9 @@ INPUT_SHAPE = (224, 224, 3)
 WEIGHTS_ALIGNMENT = 64  # bytes; what TensorFlow's CPU kernels want for zero-copy inputs
 INT8_SUFFIX = "/int8"
 FP16_SUFFIX = "/fp16"
+# The manifest's word for what MODEL_PRECISION=fp16's IR holds: a cached artifact built with
+# another one (every weight in fp16) is rebuilt.
+FP16_IR_PRECISION = "fc1's kernel stored as fp16, fp32 inference"
 EMBEDDING_NAME = "vgg16/block5_pool/gap/l2"
 EMBEDDING_DIM = 512
 
