@@ -1,5 +1,6 @@
-"""The fp16 IR (fc1's kernel stored as fp16) against the fp32 one, in a subprocess (`python -m infra.bench --part
-fp16`): bytes, parity on seeded weights and on crafted distributions, load and forward time."""
+"""The fp16 IR (fc1's kernel stored as fp16) against the fp32 one, in a subprocess (`python -m
+infra.bench --part fp16`): bytes, parity on seeded weights and on crafted distributions, load and
+forward time."""
 
 from __future__ import annotations
 
