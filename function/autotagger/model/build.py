@@ -287,10 +287,10 @@ def export_openvino_fp16(artifact: Path) -> dict[str, Any]:
     """The fp32 IR again with its largest weight tensor stored as fp16 (`artifact/openvino-fp16/`):
     fc1's kernel, 411 of the IR's 553 MB, so 0.63x the bytes to ship and fetch. The CPU plugin
     decompresses it to fp32 at compile, so only the rounding of those weights to fp16 changes the
-    numbers. Only that one: its rounding moved probabilities by 6.7e-5 on the seeded weights,
-    fp16 everywhere by 6.8e-4, the convolutions' alone by 6.1e-4, fc1 and fc2 by 1.2e-4, and the
-    labels must stay within 1e-4 (`tests/integration/test_fp16.py`). Served by
-    MODEL_PRECISION=fp16."""
+    numbers. Only that one: on the seeded weights (8 noise images) its rounding moved
+    probabilities by 6.7e-5, fp16 everywhere by 6.8e-4, the convolutions' alone by 6.1e-4, fc1
+    and fc2 by 1.2e-4, and the labels must stay within 1e-4 (`tests/integration/test_fp16.py`).
+    Served by MODEL_PRECISION=fp16."""
     ov = import_openvino()
     from openvino import opset13 as ops
     from openvino._offline_transformations import compress_model_transformation
