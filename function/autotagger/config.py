@@ -158,8 +158,8 @@ class Settings:
         "MODEL_PRECISION", "fp32", check.choice("fp32", "int8", "fp16"), PIPELINE, "pass",
         "`fp32`, `fp16` (the artifact's OpenVINO IR with fc1's kernel, its largest weight, stored "
         "as fp16: 0.63x the bytes to ship and fetch, the same labels within 1e-4, the same "
-        "embeddings; decompressed to fp32 at compile; named `…/fp16`, so opt-in: a vocabulary "
-        "learned on the fp32 model is not served by it; see [From Cloud "
+        "embeddings (similar search and the learned vocabulary carry over); decompressed to fp32 "
+        "at compile; named `…/fp16`; OpenVINO only, so not the default; see [From Cloud "
         "Storage](model.md#from-cloud-storage-the-production-cold-path)) or `int8`, the opt-in "
         "fast path: "
         "dynamic-range int8 VGG16 under LiteRT, TensorFlow never imported (see "

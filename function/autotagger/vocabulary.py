@@ -21,6 +21,7 @@ import numpy as np
 
 from autotagger import logs, vocabulary_store
 from autotagger.config import Settings
+from autotagger.domain import embedding_space
 from autotagger.vocabulary_store import Vocabulary
 
 __all__ = ["Vocabulary", "apply", "current", "for_model", "learned_tags", "reset", "scores"]
@@ -145,7 +146,7 @@ def for_model(settings: Settings, model_name: str) -> Vocabulary | None:
     """The current vocabulary when it was trained on `model_name`'s embeddings, else None
     (another model's embedding space: its weights mean nothing here; logged once)."""
     vocabulary = current(settings)
-    if vocabulary is None or vocabulary.model == model_name:
+    if vocabulary is None or embedding_space(vocabulary.model) == embedding_space(model_name):
         return vocabulary
     cache = _cache
     _tell_once(

@@ -22,7 +22,7 @@ from google.cloud import firestore
 from autotagger import logs, vocabulary, vocabulary_store
 from autotagger.clients import cloudinary_client, store
 from autotagger.config import Settings
-from autotagger.domain import Status, status_of
+from autotagger.domain import Status, embedding_space, status_of
 from autotagger.vocabulary_store import Vocabulary
 
 FIELDS = (
@@ -72,7 +72,7 @@ def plan(
     embedding = vocabulary_store.embedding_of(document)
     if embedding is None:
         return "no embedding (run backfill)"
-    if document.get("model") != current.model:
+    if embedding_space(document.get("model")) != embedding_space(current.model):
         return "embedding of another model"
     if len(embedding) != current.dim:
         return "embedding of another size"

@@ -118,8 +118,8 @@ def report(data: dict[str, Any]) -> str:
         f"| fp16 IR vs fp32 IR: top-5 identical, max abs probability difference; seeded weights "
         f"({seeded['images']} images) / crafted distributions | {seeded['top5_identical']}/"
         f"{seeded['images']}, {seeded['max_abs_diff']:.1e} / {crafted} | identical top-5, "
-        f"≤ 1e-4 on both, to be offered | {_ok(seeded_ok and crafted_ok)} (opt-in: the "
-        "default keeps the model name records and vocabularies are keyed on) |"
+        f"≤ 1e-4 on both, to be offered | {_ok(seeded_ok and crafted_ok)} (opt-in: OpenVINO's "
+        "alone; the default serves one model under either engine) |"
     )
     lines.append(
         f"| fp16 IR: bytes, load + first forward, forward batch 1 (fp32 IR) "

@@ -16,6 +16,7 @@ from google.cloud import firestore
 
 from autotagger import cli
 from autotagger.config import load_settings
+from autotagger.domain import FP16_SUFFIX
 from autotagger.errors import BadRequest, ConfigError
 from autotagger.web import similar
 from infra import near_duplicates
@@ -175,7 +176,7 @@ def test_similar_errors_and_private_mode(
 ) -> None:
     on_upload = make_client("on_upload")
     first = _deliver(on_upload, standin, standin.add_asset(near_duplicates.picture(1), "e/one"))
-    _deliver(on_upload, standin, standin.add_asset(near_duplicates.picture(2), "e/two"))
+    second = _deliver(on_upload, standin, standin.add_asset(near_duplicates.picture(2), "e/two"))
     # a document classified before embeddings existed
     old = _deliver(on_upload, standin, standin.add_asset(near_duplicates.picture(3), "e/old"))
     client = firestore.Client(project=base_env["GOOGLE_CLOUD_PROJECT"])
@@ -197,6 +198,13 @@ def test_similar_errors_and_private_mode(
     body = public.get(f"/api/similar?asset_id={first['asset_id']}").get_json()
     # the document without an embedding is not in the index: only e/two answers
     assert [item["public_id"] for item in body["results"]] == ["e/two"]
+    # classified by the fp16 IR (the same embeddings): still comparable; by another model: not
+    two = client.collection(base_env["FIRESTORE_COLLECTION"]).document(second["asset_id"])
+    for model, expected in ((second["model"] + FP16_SUFFIX, ["e/two"]), ("vgg16/other", [])):
+        two.update({"model": model})
+        body = public.get(f"/api/similar?asset_id={first['asset_id']}").get_json()
+        assert [item["public_id"] for item in body["results"]] == expected, model
+    two.update({"model": second["model"]})
 
     private = make_client("results", RESULTS_ACCESS="private", RESULTS_TOKEN=TOKEN)
     url = f"/api/similar?asset_id={first['asset_id']}"

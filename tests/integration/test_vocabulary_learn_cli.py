@@ -12,6 +12,7 @@ import pytest
 from google.cloud.firestore_v1.vector import Vector
 
 from autotagger import cli, config, vocabulary, vocabulary_store
+from autotagger.domain import FP16_SUFFIX
 from tests.support.vocabularies import DIM, MODEL, draw, unit_length
 from tests.support.vocabulary_library import db, palette_library
 
@@ -29,6 +30,10 @@ def test_learn_cli_learns_publishes_and_never_learns_our_tags(
     monkeypatch.setenv("TAG_PREFIX", "auto:")
     rng = np.random.default_rng(11)
     centers = palette_library(rng, standin, base_env)
+    # A third classified by the fp16 IR since: the same embeddings, one training set.
+    documents = list(db(base_env).collection(base_env["FIRESTORE_COLLECTION"]).stream())
+    for document in documents[::3]:
+        document.reference.update({"model": MODEL + FP16_SUFFIX})
     plot = tmp_path / "vocabulary.png"
     cursor = tmp_path / "learn.json"
 

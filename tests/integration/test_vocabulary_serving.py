@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from autotagger import config, logs, vocabulary, vocabulary_store
+from autotagger.domain import FP16_SUFFIX
 from tests.support.vocabularies import DIM, MODEL, unit_length
 from tests.support.vocabulary_library import publish
 
@@ -109,6 +110,8 @@ def test_missing_or_unreadable_vocabulary_never_fails_and_is_logged_once(
     now[0] += vocabulary.ERROR_RETRY_S
     field = vocabulary.learned_tags(settings, embedding, MODEL)
     assert field is not None and field["version"] == 3
+    # The fp16 IR's model makes the same embeddings (fc1 is after the pool): the same tags.
+    assert vocabulary.learned_tags(settings, embedding, MODEL + FP16_SUFFIX) == field
     capsys.readouterr()
 
     # Another model's embeddings: its weights mean nothing here; no tags, said once.

@@ -280,3 +280,10 @@ def test_claim_document_fields_name_every_field_of_a_claims_document() -> None:
     assert document["status"] == "processing" and set(domain.CLAIM_DOCUMENT_FIELDS) <= set(
         (*domain.STORED_FIELDS, "claim")
     )
+
+
+def test_the_fp16_ir_shares_its_fp32_models_embedding_space() -> None:
+    assert domain.embedding_space("vgg16/random(seed=0)/fp16") == "vgg16/random(seed=0)"
+    assert domain.embedding_space("vgg16/random(seed=0)") == "vgg16/random(seed=0)"
+    assert domain.embedding_space("vgg16/random(seed=0)/int8") == "vgg16/random(seed=0)/int8"
+    assert domain.embedding_space(None) == ""

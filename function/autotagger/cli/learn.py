@@ -20,6 +20,7 @@ from autotagger.cli.listing import (
 from autotagger.cli.output import say, write_json, write_table
 from autotagger.clients import cloudinary_client, store
 from autotagger.config import Settings
+from autotagger.domain import embedding_space
 
 if TYPE_CHECKING:
     from autotagger.vocabulary_learn import Learned
@@ -71,9 +72,10 @@ def training_set(
             skipped["no embedding (run backfill)"] += 1
         else:
             usable.append((asset_id, document, vector))
-    models = Counter(str(document.get("model")) for _, document, _ in usable)
-    chosen = model_name or (models.most_common(1)[0][0] if models else None)
-    rows = [(a, d, v) for a, d, v in usable if str(d.get("model")) == chosen]
+    models = Counter(embedding_space(document.get("model")) for _, document, _ in usable)
+    chosen = embedding_space(model_name) if model_name else None
+    chosen = chosen or (models.most_common(1)[0][0] if models else None)
+    rows = [(a, d, v) for a, d, v in usable if embedding_space(d.get("model")) == chosen]
     if len(rows) < len(usable):
         skipped["embedding of another model (--model, or backfill --model-changed)"] += len(
             usable

@@ -26,6 +26,17 @@ class Status(enum.StrEnum):
 
 FINAL = frozenset({Status.DONE, Status.FAILED})
 
+# What the fp16 IR's model name adds to its fp32 model's (`MODEL_PRECISION=fp16`).
+FP16_SUFFIX = "/fp16"
+
+
+def embedding_space(model: object) -> str:
+    """The model whose embeddings a record's `model` made: the fp16 IR only rounds fc1, which
+    comes after the embedding's pool, so its embeddings are its fp32 model's, bit for bit, and
+    search, learning and vocabularies treat the two as one."""
+    return str(model or "").removesuffix(FP16_SUFFIX)
+
+
 PUBLIC_FIELDS = (
     "asset_id",
     "public_id",

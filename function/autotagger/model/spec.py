@@ -25,7 +25,7 @@ ENGINES = ("auto", "openvino", "tensorflow")
 INPUT_SHAPE = (224, 224, 3)
 WEIGHTS_ALIGNMENT = 64  # bytes; what TensorFlow's CPU kernels want for zero-copy inputs
 INT8_SUFFIX = "/int8"
-FP16_SUFFIX = "/fp16"
+FP16_SUFFIX = domain.FP16_SUFFIX
 # The manifest's word for what MODEL_PRECISION=fp16's IR holds: a cached artifact built with
 # another one (every weight in fp16) is rebuilt.
 FP16_IR_PRECISION = "fc1's kernel stored as fp16, fp32 inference"

@@ -22,7 +22,7 @@ from typing import Any
 
 from autotagger.clients import store
 from autotagger.config import Settings
-from autotagger.domain import Status, is_final, status_of, to_public
+from autotagger.domain import Status, embedding_space, is_final, status_of, to_public
 from autotagger.errors import BadRequest, BearerRequired, Conflict, NotFound
 from autotagger.web import access
 
@@ -96,7 +96,7 @@ def find(settings: Settings, query: SimilarQuery) -> dict[str, Any]:
     for neighbour in neighbours:
         if neighbour.get("asset_id") == query.asset_id:
             continue
-        if neighbour.get("model") != document.get("model"):
+        if embedding_space(neighbour.get("model")) != embedding_space(document.get("model")):
             continue  # another model's embedding: not comparable
         distance = max(0.0, float(neighbour.get(store.DISTANCE_FIELD) or 0.0))
         results.append(
