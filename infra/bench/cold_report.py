@@ -8,6 +8,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from infra.bench.references import DENSE_GFLOP, VGG16_GFLOP
+
 GOALS = {
     "cold": 0.35,
     "warm_floor": 1.25,
@@ -140,8 +142,6 @@ def report(data: dict[str, Any]) -> str:
 def layers_row(layers: dict[str, Any], floor_ms: float) -> str:
     """What bounds the warm and throughput goals: OpenVINO's forward by its own counters, its
     convolutions against the floor of their FLOPs, its dense layers' weights read per image."""
-    from infra.bench.references import DENSE_GFLOP, VGG16_GFLOP
-
     conv_floor_ms = floor_ms * (VGG16_GFLOP - DENSE_GFLOP) / VGG16_GFLOP
     cells = []
     for size in (1, 8):

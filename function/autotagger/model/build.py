@@ -292,28 +292,28 @@ def export_openvino_fp16(artifact: Path) -> dict[str, Any]:
     and fc2 by 1.2e-4, and the labels must stay within 1e-4 (`tests/integration/test_fp16.py`).
     Served by MODEL_PRECISION=fp16."""
     ov = import_openvino()
-    from openvino import opset13 as ops
     from openvino._offline_transformations import compress_model_transformation
 
     graph = ov.Core().read_model(str(artifact / OPENVINO_DIR / "model.xml"))
-    compress_model_transformation(graph)  # every fp32 weight becomes fp16 + a decompression
+    # the fp32 weights: the nodes outlive their place in the graph, and go back into it
+    originals = {
+        op.get_friendly_name(): op for op in graph.get_ops() if op.get_type_name() == "Constant"
+    }
+    # what save_model(compress_to_fp16=True) runs: every fp32 weight becomes fp16 + a Convert
+    # marked as its decompression, which the CPU plugin folds at compile
+    compress_model_transformation(graph)
     decompressions = [
         op
         for op in graph.get_ordered_ops()
         if op.get_type_name() == "Convert" and "decompression_0" in op.get_rt_info()
     ]
     largest = max(decompressions, key=lambda op: _elements(op.input_value(0).get_node()))
-    originals = {
-        op.get_friendly_name(): op
-        for op in ov.Core().read_model(str(artifact / OPENVINO_DIR / "model.xml")).get_ops()
-        if op.get_type_name() == "Constant"
-    }
     for decompression in decompressions:
         if decompression is largest:
             continue
-        fp32 = ops.constant(originals[decompression.get_friendly_name()].get_data())
+        fp32 = originals[decompression.get_friendly_name()].output(0)
         for target in list(decompression.output(0).get_target_inputs()):
-            target.replace_source_output(fp32.output(0))
+            target.replace_source_output(fp32)
     directory = artifact / OPENVINO_FP16_DIR
     ov.save_model(graph, str(directory / "model.xml"), compress_to_fp16=False)
     return _ir_entry(artifact, OPENVINO_FP16_DIR, FP16_IR_PRECISION)
